@@ -1,0 +1,137 @@
+package dev.starserve.backend.cpu;
+
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
+
+/**
+ * The compute threads of one engine: {@code parallelism − 1} platform threads plus the caller.
+ * {@link #parallelFor} splits a range into one contiguous chunk per thread and returns when all are
+ * done. Owned by the engine (never the common pool) so that model math never competes with request
+ * handling for the same threads.
+ *
+ * <p>Workers spin briefly and then park between calls; a forward pass issues a few hundred calls
+ * per step, so the spin keeps wake-up latency off the critical path.
+ */
+public final class ComputePool implements AutoCloseable {
+
+  /** Work on the index range {@code [from, to)}, run by thread number {@code worker}. */
+  @FunctionalInterface
+  public interface RangeTask {
+    void run(int from, int to, int worker);
+  }
+
+  private static final int SPIN_ITERATIONS = 50_000;
+
+  private final int parallelism;
+  private final Thread[] workers;
+  private final AtomicInteger remaining = new AtomicInteger();
+  private volatile int generation;
+  private volatile boolean closed;
+  private volatile Throwable failure;
+  private RangeTask task; // published by the volatile write of generation
+  private int size;
+
+  public ComputePool(int parallelism) {
+    if (parallelism < 1) {
+      throw new IllegalArgumentException("parallelism must be at least 1, got " + parallelism);
+    }
+    this.parallelism = parallelism;
+    this.workers = new Thread[parallelism - 1];
+    for (int i = 0; i < workers.length; i++) {
+      int id = i + 1;
+      workers[i] =
+          Thread.ofPlatform().daemon().name("starserve-compute-" + id).unstarted(() -> loop(id));
+      workers[i].start();
+    }
+  }
+
+  public int parallelism() {
+    return parallelism;
+  }
+
+  /**
+   * Runs {@code task} over {@code [0, n)} split into one chunk per thread; ranges shorter than
+   * {@code minChunk} per thread use fewer threads. Not reentrant: one caller at a time.
+   */
+  public void parallelFor(int n, int minChunk, RangeTask task) {
+    if (n <= 0) {
+      return;
+    }
+    int threads = Math.min(parallelism, Math.max(1, n / Math.max(1, minChunk)));
+    if (threads == 1) {
+      task.run(0, n, 0);
+      return;
+    }
+    this.task = task;
+    this.size = n;
+    this.failure = null;
+    remaining.set(parallelism - 1);
+    generation++; // publishes task and size
+    for (Thread w : workers) {
+      LockSupport.unpark(w);
+    }
+    Throwable own = null;
+    try {
+      task.run(0, chunkEnd(0, n), 0);
+    } catch (Throwable t) {
+      own = t;
+    }
+    while (remaining.get() > 0) {
+      Thread.onSpinWait();
+    }
+    this.task = null;
+    Throwable f = own != null ? own : failure;
+    if (f instanceof RuntimeException re) {
+      throw re;
+    }
+    if (f instanceof Error e) {
+      throw e;
+    }
+    if (f != null) {
+      throw new IllegalStateException("compute task failed", f);
+    }
+  }
+
+  private int chunkEnd(int worker, int n) {
+    return (int) ((long) n * (worker + 1) / parallelism);
+  }
+
+  private void loop(int id) {
+    int seen = 0;
+    while (true) {
+      int spins = 0;
+      while (generation == seen && !closed) {
+        if (spins++ < SPIN_ITERATIONS) {
+          Thread.onSpinWait();
+        } else {
+          LockSupport.park(this);
+        }
+      }
+      if (closed) {
+        return;
+      }
+      seen = generation;
+      RangeTask t = task;
+      int n = size;
+      try {
+        int from = (int) ((long) n * id / parallelism);
+        int to = chunkEnd(id, n);
+        if (from < to) {
+          t.run(from, to, id);
+        }
+      } catch (Throwable e) {
+        failure = e;
+      } finally {
+        remaining.decrementAndGet();
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    for (Thread w : workers) {
+      LockSupport.unpark(w);
+    }
+  }
+}

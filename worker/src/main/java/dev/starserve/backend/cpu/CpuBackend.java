@@ -1,0 +1,324 @@
+package dev.starserve.backend.cpu;
+
+import dev.starserve.backend.AttentionShape;
+import dev.starserve.backend.Backend;
+import dev.starserve.backend.BatchLayout;
+import dev.starserve.backend.Buffer;
+import dev.starserve.backend.KvCache;
+import dev.starserve.backend.Matrix;
+import dev.starserve.backend.host.Gelu;
+import dev.starserve.backend.host.HostBuffer;
+import dev.starserve.backend.host.HostKvCache;
+import dev.starserve.backend.host.HostMatrix;
+import dev.starserve.checkpoint.TensorView;
+import dev.starserve.model.Activation;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+
+/**
+ * The CPU backend: Vector API kernels over heap activations and weights mapped from the checkpoint,
+ * split over the engine's own {@link ComputePool}.
+ *
+ * <p>Parallel split per operation: linear layers by output rows (each thread reads a disjoint slice
+ * of the weight once for all tokens), attention by (token, head) pairs, element-wise work by rows.
+ */
+public final class CpuBackend implements Backend {
+  private static final int LINEAR_MIN_ROWS = 16;
+  private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
+
+  private final ComputePool pool;
+  private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
+
+  public CpuBackend(int threads) {
+    this.pool = new ComputePool(threads);
+    this.scores = new float[threads][256];
+  }
+
+  @Override
+  public String name() {
+    return "cpu";
+  }
+
+  public int threads() {
+    return pool.parallelism();
+  }
+
+  @Override
+  public Matrix upload(TensorView tensor) {
+    return HostMatrix.of(tensor);
+  }
+
+  @Override
+  public Buffer allocate(int rows, int cols) {
+    return new HostBuffer(rows, cols);
+  }
+
+  @Override
+  public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim) {
+    return new HostKvCache(layers, numBlocks, blockSize, kvDim);
+  }
+
+  @Override
+  public void embed(BatchLayout batch, Matrix wte, Matrix wpe, Buffer out) {
+    HostMatrix te = HostMatrix.of(wte);
+    HostMatrix pe = HostMatrix.of(wpe);
+    float[] o = HostBuffer.of(out).data();
+    int d = te.cols();
+    for (int t = 0; t < batch.numTokens(); t++) {
+      int id = batch.tokenIds()[t];
+      int pos = batch.positions()[t];
+      if (id < 0 || id >= te.rows()) {
+        throw new IllegalArgumentException(
+            "token id " + id + " is outside the vocabulary [0, " + te.rows() + ")");
+      }
+      if (pos >= pe.rows()) {
+        throw new IllegalArgumentException(
+            "position " + pos + " is beyond the model's " + pe.rows() + " positions");
+      }
+      long ti = (long) id * d;
+      long pi = (long) pos * d;
+      for (int c = 0; c < d; c++) {
+        o[t * d + c] =
+            VectorKernels.get(te.dtype(), te.data(), ti + c)
+                + VectorKernels.get(pe.dtype(), pe.data(), pi + c);
+      }
+    }
+  }
+
+  @Override
+  public void layerNorm(Buffer x, int n, Matrix gamma, Matrix beta, float eps, Buffer out) {
+    float[] in = HostBuffer.of(x).data();
+    float[] o = HostBuffer.of(out).data();
+    HostMatrix g = HostMatrix.of(gamma);
+    HostMatrix b = HostMatrix.of(beta);
+    int d = x.cols();
+    pool.parallelFor(
+        n,
+        4,
+        (from, to, w) -> {
+          for (int t = from; t < to; t++) {
+            layerNormRow(in, t * d, d, g, b, eps, o);
+          }
+        });
+  }
+
+  private static void layerNormRow(
+      float[] in, int off, int d, HostMatrix g, HostMatrix b, float eps, float[] o) {
+    int bound = VectorKernels.F.loopBound(d);
+    FloatVector acc = FloatVector.zero(VectorKernels.F);
+    int c = 0;
+    for (; c < bound; c += VectorKernels.L) {
+      acc = acc.add(FloatVector.fromArray(VectorKernels.F, in, off + c));
+    }
+    float sum = acc.reduceLanes(VectorOperators.ADD);
+    for (; c < d; c++) {
+      sum += in[off + c];
+    }
+    float mean = sum / d;
+    FloatVector mv = FloatVector.broadcast(VectorKernels.F, mean);
+    FloatVector vacc = FloatVector.zero(VectorKernels.F);
+    c = 0;
+    for (; c < bound; c += VectorKernels.L) {
+      FloatVector dev = FloatVector.fromArray(VectorKernels.F, in, off + c).sub(mv);
+      vacc = dev.fma(dev, vacc);
+    }
+    float var = vacc.reduceLanes(VectorOperators.ADD);
+    for (; c < d; c++) {
+      float dev = in[off + c] - mean;
+      var += dev * dev;
+    }
+    float inv = (float) (1.0 / Math.sqrt(var / d + eps));
+    FloatVector iv = FloatVector.broadcast(VectorKernels.F, inv);
+    c = 0;
+    for (; c < bound; c += VectorKernels.L) {
+      FloatVector gv = VectorKernels.load(g.dtype(), g.data(), c);
+      FloatVector bv = VectorKernels.load(b.dtype(), b.data(), c);
+      FloatVector.fromArray(VectorKernels.F, in, off + c)
+          .sub(mv)
+          .mul(iv)
+          .fma(gv, bv)
+          .intoArray(o, off + c);
+    }
+    for (; c < d; c++) {
+      o[off + c] =
+          (in[off + c] - mean) * inv * VectorKernels.get(g.dtype(), g.data(), c)
+              + VectorKernels.get(b.dtype(), b.data(), c);
+    }
+  }
+
+  @Override
+  public void linear(Buffer x, int n, Matrix w, Matrix bias, Buffer out) {
+    float[] in = HostBuffer.of(x).data();
+    float[] o = HostBuffer.of(out).data();
+    HostMatrix wm = HostMatrix.of(w);
+    HostMatrix bm = bias == null ? null : HostMatrix.of(bias);
+    int din = wm.cols();
+    int dout = wm.rows();
+    if (x.cols() != din || out.cols() != dout) {
+      throw new IllegalArgumentException(
+          "linear: input width "
+              + x.cols()
+              + " / output width "
+              + out.cols()
+              + " do not match weight "
+              + dout
+              + "×"
+              + din);
+    }
+    pool.parallelFor(
+        dout,
+        LINEAR_MIN_ROWS,
+        (from, to, worker) ->
+            VectorKernels.linearRows(
+                in,
+                n,
+                din,
+                wm.dtype(),
+                wm.data(),
+                bm == null ? null : bm.dtype(),
+                bm == null ? null : bm.data(),
+                o,
+                dout,
+                from,
+                to));
+  }
+
+  @Override
+  public void activation(Buffer x, int n, Activation kind) {
+    float[] a = HostBuffer.of(x).data();
+    int d = x.cols();
+    pool.parallelFor(
+        n * d,
+        4096,
+        (from, to, w) -> {
+          switch (kind) {
+            case GELU_TANH -> geluTanh(a, from, to);
+            case GELU_ERF -> {
+              for (int i = from; i < to; i++) {
+                a[i] = Gelu.erf(a[i]);
+              }
+            }
+            case RELU -> {
+              for (int i = from; i < to; i++) {
+                a[i] = Math.max(0f, a[i]);
+              }
+            }
+          }
+        });
+  }
+
+  private static void geluTanh(float[] a, int from, int to) {
+    int i = from;
+    int bound = from + VectorKernels.F.loopBound(to - from);
+    for (; i < bound; i += VectorKernels.L) {
+      FloatVector x = FloatVector.fromArray(VectorKernels.F, a, i);
+      FloatVector inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
+      x.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(a, i);
+    }
+    for (; i < to; i++) {
+      a[i] = Gelu.tanh(a[i]);
+    }
+  }
+
+  @Override
+  public void addInPlace(Buffer x, Buffer y, int n) {
+    float[] a = HostBuffer.of(x).data();
+    float[] b = HostBuffer.of(y).data();
+    int len = n * x.cols();
+    int bound = VectorKernels.F.loopBound(len);
+    int i = 0;
+    for (; i < bound; i += VectorKernels.L) {
+      FloatVector.fromArray(VectorKernels.F, a, i)
+          .add(FloatVector.fromArray(VectorKernels.F, b, i))
+          .intoArray(a, i);
+    }
+    for (; i < len; i++) {
+      a[i] += b[i];
+    }
+  }
+
+  @Override
+  public void gatherRows(Buffer x, int[] rows, Buffer out) {
+    float[] in = HostBuffer.of(x).data();
+    float[] o = HostBuffer.of(out).data();
+    int d = x.cols();
+    for (int i = 0; i < rows.length; i++) {
+      System.arraycopy(in, rows[i] * d, o, i * d, d);
+    }
+  }
+
+  @Override
+  public void attention(
+      Buffer qkv, BatchLayout batch, AttentionShape shape, KvCache cache, int layer, Buffer out) {
+    float[] in = HostBuffer.of(qkv).data();
+    float[] o = HostBuffer.of(out).data();
+    HostKvCache kv = HostKvCache.of(cache);
+    float[] keys = kv.keys(layer);
+    float[] values = kv.values(layer);
+    int hd = shape.headDim();
+    int qkvDim = shape.qkvDim();
+    int kvDim = shape.kvDim();
+    int outDim = shape.outDim();
+    int n = batch.numTokens();
+    int maxLen = 0;
+    for (int t = 0; t < n; t++) {
+      int slot = batch.slotMapping()[t];
+      for (int kh = 0; kh < shape.kvHeads(); kh++) {
+        System.arraycopy(in, t * qkvDim + shape.kOffset(kh), keys, slot * kvDim + kh * hd, hd);
+        System.arraycopy(in, t * qkvDim + shape.vOffset(kh), values, slot * kvDim + kh * hd, hd);
+      }
+      maxLen = Math.max(maxLen, batch.positions()[t] + 1);
+    }
+    if (scores[0].length < maxLen) {
+      float[][] grown = new float[scores.length][Math.max(maxLen, scores[0].length * 2)];
+      scores = grown;
+    }
+    float[][] scratch = scores;
+    int nHead = shape.nHead();
+    float scale = shape.scale();
+    pool.parallelFor(
+        n * nHead,
+        1,
+        (from, to, worker) -> {
+          float[] s = scratch[worker];
+          for (int i = from; i < to; i++) {
+            int t = i / nHead;
+            int h = i % nHead;
+            int seq = batch.tokenSeq()[t];
+            int len = batch.positions()[t] + 1;
+            int kvOff = shape.kvHeadOf(h) * hd;
+            int q = t * qkvDim + shape.qOffset(h);
+            float max = Float.NEGATIVE_INFINITY;
+            for (int j = 0; j < len; j++) {
+              float v =
+                  VectorKernels.dot(in, q, keys, batch.slotOf(seq, j) * kvDim + kvOff, hd) * scale;
+              s[j] = v;
+              max = Math.max(max, v);
+            }
+            float sum = 0;
+            for (int j = 0; j < len; j++) {
+              float e = (float) Math.exp(s[j] - max);
+              s[j] = e;
+              sum += e;
+            }
+            int dst = t * outDim + h * hd;
+            java.util.Arrays.fill(o, dst, dst + hd, 0f);
+            float inv = 1f / sum;
+            for (int j = 0; j < len; j++) {
+              VectorKernels.axpy(
+                  s[j] * inv, values, batch.slotOf(seq, j) * kvDim + kvOff, o, dst, hd);
+            }
+          }
+        });
+  }
+
+  @Override
+  public void readRows(Buffer x, int rows, float[] dst) {
+    System.arraycopy(HostBuffer.of(x).data(), 0, dst, 0, rows * x.cols());
+  }
+
+  @Override
+  public void close() {
+    pool.close();
+  }
+}

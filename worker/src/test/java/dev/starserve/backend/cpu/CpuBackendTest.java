@@ -1,0 +1,242 @@
+package dev.starserve.backend.cpu;
+
+import static dev.starserve.backend.TestTensors.assertClose;
+import static dev.starserve.backend.TestTensors.random;
+import static dev.starserve.backend.TestTensors.randomArray;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+import dev.starserve.backend.AttentionShape;
+import dev.starserve.backend.Backend;
+import dev.starserve.backend.BatchLayout;
+import dev.starserve.backend.Buffer;
+import dev.starserve.backend.KvCache;
+import dev.starserve.backend.Matrix;
+import dev.starserve.backend.host.HostBuffer;
+import dev.starserve.backend.ref.ReferenceBackend;
+import dev.starserve.checkpoint.DType;
+import dev.starserve.model.Activation;
+import java.lang.foreign.Arena;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/** Every CPU kernel against the scalar reference backend on fresh random inputs. */
+class CpuBackendTest {
+  private static final double ATOL = 1e-5;
+  private static final double RTOL = 1e-4;
+
+  private static final Backend REF = new ReferenceBackend();
+  private static final CpuBackend CPU = new CpuBackend(2);
+  private final Arena arena = Arena.ofAuto();
+
+  @AfterAll
+  static void close() {
+    CPU.close();
+  }
+
+  private static Buffer load(Backend b, float[] values, int rows, int cols) {
+    Buffer buf = b.allocate(rows, cols);
+    System.arraycopy(values, 0, HostBuffer.of(buf).data(), 0, values.length);
+    return buf;
+  }
+
+  private static float[] read(Backend b, Buffer x, int rows) {
+    float[] out = new float[rows * x.cols()];
+    b.readRows(x, rows, out);
+    return out;
+  }
+
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void linearMatchesReferenceForEveryDtypeTokenCountAndOddWidths(DType dtype) {
+    int[][] shapes = {{64, 48}, {67, 33}, {200, 130}, {16, 1}};
+    int[] tokenCounts = {1, 3, 4, 5, 9};
+    long seed = 1;
+    for (int[] s : shapes) {
+      int in = s[0];
+      int out = s[1];
+      var w = random(arena, "w", dtype, seed++, 0, 0.5, out, in);
+      var b = random(arena, "b", dtype, seed++, 0, 0.5, out);
+      for (int n : tokenCounts) {
+        float[] x = randomArray(seed++, n * in, 1.0);
+        for (boolean withBias : new boolean[] {true, false}) {
+          float[] ref = runLinear(REF, x, n, in, out, w, withBias ? b : null);
+          float[] got = runLinear(CPU, x, n, in, out, w, withBias ? b : null);
+          assertClose(
+              ref, got, n * out, ATOL, RTOL, dtype + " linear " + in + "→" + out + " n=" + n);
+        }
+      }
+    }
+  }
+
+  private static float[] runLinear(
+      Backend be,
+      float[] x,
+      int n,
+      int in,
+      int out,
+      dev.starserve.checkpoint.TensorView w,
+      dev.starserve.checkpoint.TensorView b) {
+    Buffer xb = load(be, x, n + 2, in); // extra rows must be ignored
+    Buffer ob = be.allocate(n + 2, out);
+    Matrix bias = b == null ? null : be.upload(b);
+    be.linear(xb, n, be.upload(w), bias, ob);
+    return read(be, ob, n);
+  }
+
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void layerNormMatchesReference(DType dtype) {
+    for (int d : new int[] {64, 67, 768}) {
+      int n = 5;
+      float[] x = randomArray(d, n * d, 2.0);
+      for (int i = 0; i < x.length; i++) {
+        x[i] += 0.7f; // a non-zero mean must be removed
+      }
+      var g = random(arena, "g", dtype, 11, 1.0, 0.1, d);
+      var b = random(arena, "b", dtype, 12, 0.0, 0.1, d);
+      float[][] res = new float[2][];
+      int k = 0;
+      for (Backend be : new Backend[] {REF, CPU}) {
+        Buffer xb = load(be, x, n, d);
+        Buffer ob = be.allocate(n, d);
+        be.layerNorm(xb, n, be.upload(g), be.upload(b), 1e-5f, ob);
+        res[k++] = read(be, ob, n);
+      }
+      assertClose(res[0], res[1], n * d, ATOL, RTOL, dtype + " layerNorm d=" + d);
+    }
+  }
+
+  @ParameterizedTest
+  @EnumSource(Activation.class)
+  void activationMatchesReference(Activation kind) {
+    int n = 3;
+    int d = 1000;
+    float[] x = randomArray(5, n * d, 3.0);
+    float[][] res = new float[2][];
+    int k = 0;
+    for (Backend be : new Backend[] {REF, CPU}) {
+      Buffer xb = load(be, x, n, d);
+      be.activation(xb, n, kind);
+      res[k++] = read(be, xb, n);
+    }
+    assertClose(res[0], res[1], n * d, ATOL, RTOL, kind.toString());
+  }
+
+  @Test
+  void addAndGatherMatchReference() {
+    int n = 4;
+    int d = 37;
+    float[] x = randomArray(1, n * d, 1);
+    float[] y = randomArray(2, n * d, 1);
+    int[] rows = {3, 0, 3};
+    float[][] res = new float[2][];
+    int k = 0;
+    for (Backend be : new Backend[] {REF, CPU}) {
+      Buffer xb = load(be, x, n, d);
+      be.addInPlace(xb, load(be, y, n, d), n);
+      Buffer g = be.allocate(rows.length, d);
+      be.gatherRows(xb, rows, g);
+      res[k++] = read(be, g, rows.length);
+    }
+    assertClose(res[0], res[1], rows.length * d, 0, 0, "add+gather");
+    assertEquals(x[3 * d] + y[3 * d], res[0][0], 0f);
+  }
+
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void embedMatchesReference(DType dtype) {
+    var wte = random(arena, "wte", dtype, 3, 0, 1, 50, 24);
+    var wpe = random(arena, "wpe", dtype, 4, 0, 1, 16, 24);
+    BatchLayout batch = BatchLayout.singleSequence(new int[] {7, 0, 49, 7}, 3, new int[] {0}, 16);
+    float[][] res = new float[2][];
+    int k = 0;
+    for (Backend be : new Backend[] {REF, CPU}) {
+      Buffer out = be.allocate(4, 24);
+      be.embed(batch, be.upload(wte), be.upload(wpe), out);
+      res[k++] = read(be, out, 4);
+    }
+    assertClose(res[0], res[1], 4 * 24, 0, 0, "embed");
+    assertEquals(wte.getFloat(7 * 24) + wpe.getFloat(3 * 24), res[0][0], 0f);
+  }
+
+  /**
+   * Two sequences with scattered block tables, each filled by a prefill chunk, a second chunk and
+   * then one decode token, for multi-query and multi-head layouts.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 4})
+  void pagedAttentionMatchesReferenceOverChunksAndSequences(int kvHeads) {
+    int nHead = 4;
+    int hd = 16;
+    AttentionShape shape = new AttentionShape(nHead, kvHeads, hd, 0.25f);
+    int blockSize = 4;
+    int[][] tables = {{5, 1, 7, 2, 0}, {3, 6, 4, 8, 9}};
+    int[][] steps = {{0, 7, 1, 5}, {7, 6, 5, 3}, {13, 1, 8, 1}}; // {startA, lenA, startB, lenB}
+    KvCache refCache = REF.allocateKvCache(1, 10, blockSize, shape.kvDim());
+    KvCache cpuCache = CPU.allocateKvCache(1, 10, blockSize, shape.kvDim());
+    long seed = 100;
+    for (int[] st : steps) {
+      int n = st[1] + st[3];
+      int[] ids = new int[n];
+      int[] pos = new int[n];
+      int[] seq = new int[n];
+      int[] slots = new int[n];
+      for (int i = 0; i < n; i++) {
+        boolean a = i < st[1];
+        seq[i] = a ? 0 : 1;
+        pos[i] = a ? st[0] + i : st[2] + i - st[1];
+        slots[i] = tables[seq[i]][pos[i] / blockSize] * blockSize + pos[i] % blockSize;
+      }
+      BatchLayout batch = new BatchLayout(ids, pos, slots, seq, tables, blockSize);
+      float[] qkv = randomArray(seed++, n * shape.qkvDim(), 1.0);
+      float[] ref = runAttention(REF, qkv, batch, shape, refCache);
+      float[] got = runAttention(CPU, qkv, batch, shape, cpuCache);
+      assertClose(ref, got, n * shape.outDim(), ATOL, RTOL, "attention kvHeads=" + kvHeads);
+    }
+  }
+
+  private static float[] runAttention(
+      Backend be, float[] qkv, BatchLayout batch, AttentionShape shape, KvCache cache) {
+    int n = batch.numTokens();
+    Buffer in = load(be, qkv, n, shape.qkvDim());
+    Buffer out = be.allocate(n, shape.outDim());
+    be.attention(in, batch, shape, cache, 0, out);
+    return read(be, out, n);
+  }
+
+  @Test
+  void computePoolCoversEveryIndexOnceAndPropagatesFailures() {
+    try (ComputePool pool = new ComputePool(3)) {
+      for (int n : new int[] {1, 2, 3, 7, 1000}) {
+        int[] hits = new int[n];
+        pool.parallelFor(
+            n,
+            1,
+            (from, to, w) -> {
+              for (int i = from; i < to; i++) {
+                hits[i]++;
+              }
+            });
+        for (int i = 0; i < n; i++) {
+          assertEquals(1, hits[i], "index " + i + " of " + n);
+        }
+      }
+      IllegalStateException e =
+          assertThrows(
+              IllegalStateException.class,
+              () ->
+                  pool.parallelFor(
+                      90,
+                      1,
+                      (from, to, w) -> {
+                        if (w == 2) {
+                          throw new IllegalStateException("boom in worker 2");
+                        }
+                      }));
+      assertEquals("boom in worker 2", e.getMessage());
+    }
+  }
+}
