@@ -1,0 +1,203 @@
+package dev.starserve.model;
+
+import dev.starserve.backend.AttentionShape;
+import dev.starserve.backend.Backend;
+import dev.starserve.backend.BatchLayout;
+import dev.starserve.backend.Buffer;
+import dev.starserve.backend.KvCache;
+import dev.starserve.backend.Matrix;
+
+/**
+ * The gpt_bigcode forward pass as a flat list of named backend operations, batch-shaped: every
+ * scheduled token of every sequence is one row, so the same call serves a whole prompt, a chunk of
+ * one, or one decode token each of many sequences.
+ *
+ * <pre>
+ * x = wte[ids] + wpe[positions]                                   [T × E]
+ * per layer:
+ *   a   = ln_1(x)                                                 [T × E]
+ *   qkv = c_attn(a)                                               [T × (E + 2·kvDim)]
+ *   att = attention(qkv, KV cache)   (stores this step's K, V)    [T × E]
+ *   x  += attn.c_proj(att)
+ *   a   = ln_2(x)
+ *   m   = act(mlp.c_fc(a))                                        [T × inner]
+ *   x  += mlp.c_proj(m)
+ * logits = ln_f(x[rows]) · lm_headᵀ                               [R × vocab]
+ * </pre>
+ *
+ * Not thread-safe: one engine loop owns a model and its workspace.
+ */
+public final class GptBigCodeModel implements AutoCloseable {
+  private final GptBigCodeConfig config;
+  private final Backend backend;
+  private final AttentionShape shape;
+
+  private final Matrix wte; // [vocab × E]
+  private final Matrix wpe; // [n_positions × E]
+  private final Layer[] layers;
+  private final Matrix lnFWeight; // [1 × E]
+  private final Matrix lnFBias; // [1 × E]
+  private final Matrix lmHead; // [vocab × E] (wte when tied)
+
+  private Workspace ws;
+
+  /** One transformer block's weights as the backend holds them. */
+  private record Layer(
+      Matrix ln1Weight, // [1 × E]
+      Matrix ln1Bias, // [1 × E]
+      Matrix cAttnWeight, // [E + 2·kvDim × E]
+      Matrix cAttnBias, // [1 × E + 2·kvDim]
+      Matrix attnCProjWeight, // [E × E]
+      Matrix attnCProjBias, // [1 × E]
+      Matrix ln2Weight, // [1 × E]
+      Matrix ln2Bias, // [1 × E]
+      Matrix cFcWeight, // [inner × E]
+      Matrix cFcBias, // [1 × inner]
+      Matrix mlpCProjWeight, // [E × inner]
+      Matrix mlpCProjBias) {} // [1 × E]
+
+  /** Activation buffers sized for {@code tokens} rows and {@code logitRows} logit rows. */
+  private record Workspace(
+      int tokens,
+      int logitRows,
+      Buffer x, // [T × E]   the residual stream
+      Buffer a, // [T × E]   normalized input of a sub-block
+      Buffer qkv, // [T × E + 2·kvDim]
+      Buffer att, // [T × E]
+      Buffer proj, // [T × E]   output of a c_proj before the residual add
+      Buffer m, // [T × inner]
+      Buffer sel, // [R × E]   rows whose logits are wanted
+      Buffer selNorm, // [R × E]
+      Buffer logits) {} // [R × vocab]
+
+  public GptBigCodeModel(GptBigCodeConfig config, GptBigCodeWeights weights, Backend backend) {
+    this.config = config;
+    this.backend = backend;
+    float scale = config.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(config.headDim())) : 1f;
+    this.shape = new AttentionShape(config.nHead(), config.kvHeads(), config.headDim(), scale);
+    this.wte = backend.upload(weights.wte());
+    this.wpe = backend.upload(weights.wpe());
+    this.layers = new Layer[config.nLayer()];
+    for (int i = 0; i < layers.length; i++) {
+      LayerWeights l = weights.layers().get(i);
+      layers[i] =
+          new Layer(
+              backend.upload(l.ln1Weight()),
+              backend.upload(l.ln1Bias()),
+              backend.upload(l.cAttnWeight()),
+              backend.upload(l.cAttnBias()),
+              backend.upload(l.attnCProjWeight()),
+              backend.upload(l.attnCProjBias()),
+              backend.upload(l.ln2Weight()),
+              backend.upload(l.ln2Bias()),
+              backend.upload(l.cFcWeight()),
+              backend.upload(l.cFcBias()),
+              backend.upload(l.mlpCProjWeight()),
+              backend.upload(l.mlpCProjBias()));
+    }
+    this.lnFWeight = backend.upload(weights.lnFWeight());
+    this.lnFBias = backend.upload(weights.lnFBias());
+    this.lmHead = weights.tiedLmHead() ? wte : backend.upload(weights.lmHead());
+  }
+
+  public GptBigCodeConfig config() {
+    return config;
+  }
+
+  public Backend backend() {
+    return backend;
+  }
+
+  public AttentionShape attentionShape() {
+    return shape;
+  }
+
+  /** A K/V cache for this model: {@code numBlocks} blocks of {@code blockSize} positions. */
+  public KvCache newKvCache(int numBlocks, int blockSize) {
+    return backend.allocateKvCache(config.nLayer(), numBlocks, blockSize, config.kvDim());
+  }
+
+  /** Bytes one token position takes in a float32 K/V cache, all layers. */
+  public long kvBytesPerToken() {
+    return 2L * config.nLayer() * config.kvDim() * Float.BYTES;
+  }
+
+  /**
+   * Runs every token of {@code batch} through the model, storing their K/V in {@code cache}, and
+   * writes the raw logits of the tokens at {@code logitRows} (indices into the batch) to {@code
+   * logitsOut} as {@code [logitRows.length × vocab]} row-major.
+   */
+  public void forward(BatchLayout batch, int[] logitRows, KvCache cache, float[] logitsOut) {
+    int n = batch.numTokens();
+    int r = logitRows.length;
+    int vocab = config.vocabSize();
+    if (logitsOut.length < (long) r * vocab) {
+      throw new IllegalArgumentException(
+          "logitsOut holds " + logitsOut.length + " floats, needs " + (long) r * vocab);
+    }
+    for (int row : logitRows) {
+      if (row < 0 || row >= n) {
+        throw new IllegalArgumentException("logit row " + row + " is outside the batch of " + n);
+      }
+    }
+    Workspace w = workspace(n, r);
+    float eps = config.layerNormEpsilon();
+
+    backend.embed(batch, wte, wpe, w.x());
+    for (int i = 0; i < layers.length; i++) {
+      Layer l = layers[i];
+      backend.layerNorm(w.x(), n, l.ln1Weight(), l.ln1Bias(), eps, w.a());
+      backend.linear(w.a(), n, l.cAttnWeight(), l.cAttnBias(), w.qkv());
+      backend.attention(w.qkv(), batch, shape, cache, i, w.att());
+      backend.linear(w.att(), n, l.attnCProjWeight(), l.attnCProjBias(), w.proj());
+      backend.addInPlace(w.x(), w.proj(), n);
+      backend.layerNorm(w.x(), n, l.ln2Weight(), l.ln2Bias(), eps, w.a());
+      backend.linear(w.a(), n, l.cFcWeight(), l.cFcBias(), w.m());
+      backend.activation(w.m(), n, config.activation());
+      backend.linear(w.m(), n, l.mlpCProjWeight(), l.mlpCProjBias(), w.proj());
+      backend.addInPlace(w.x(), w.proj(), n);
+    }
+    if (r == 0) {
+      return;
+    }
+    backend.gatherRows(w.x(), logitRows, w.sel());
+    backend.layerNorm(w.sel(), r, lnFWeight, lnFBias, eps, w.selNorm());
+    backend.linear(w.selNorm(), r, lmHead, null, w.logits());
+    backend.readRows(w.logits(), r, logitsOut);
+  }
+
+  /** Convenience: logits of the given rows as a new array {@code [rows × vocab]}. */
+  public float[] forward(BatchLayout batch, int[] logitRows, KvCache cache) {
+    float[] out = new float[logitRows.length * config.vocabSize()];
+    forward(batch, logitRows, cache, out);
+    return out;
+  }
+
+  private Workspace workspace(int n, int r) {
+    if (ws != null && ws.tokens() >= n && ws.logitRows() >= r) {
+      return ws;
+    }
+    int tokens = Math.max(n, ws == null ? 1 : ws.tokens());
+    int rows = Math.max(Math.max(r, 1), ws == null ? 1 : ws.logitRows());
+    int e = config.nEmbd();
+    ws =
+        new Workspace(
+            tokens,
+            rows,
+            backend.allocate(tokens, e),
+            backend.allocate(tokens, e),
+            backend.allocate(tokens, config.qkvDim()),
+            backend.allocate(tokens, e),
+            backend.allocate(tokens, e),
+            backend.allocate(tokens, config.nInner()),
+            backend.allocate(rows, e),
+            backend.allocate(rows, e),
+            backend.allocate(rows, config.vocabSize()));
+    return ws;
+  }
+
+  @Override
+  public void close() {
+    backend.close();
+  }
+}
