@@ -3,8 +3,8 @@ package dev.starserve.checkpoint;
 import java.nio.file.Path;
 
 /**
- * A model directory or checkpoint file that cannot be used. The message always names the file
- * and, where one is involved, the tensor, so that a user can fix the input without a debugger.
+ * A model directory or checkpoint file that cannot be used. The message always names the file and,
+ * where one is involved, the tensor, so that a user can fix the input without a debugger.
  */
 public final class CheckpointException extends RuntimeException {
   private static final long serialVersionUID = 1L;

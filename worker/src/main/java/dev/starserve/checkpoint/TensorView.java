@@ -9,8 +9,8 @@ import java.util.Arrays;
 /**
  * One tensor of a checkpoint: a read-only slice of a memory-mapped safetensors file.
  *
- * <p>{@code data} holds {@code numel() * dtype.byteSize()} little-endian bytes in row-major
- * order. Nothing is copied: the segment lives as long as the checkpoint's arena.
+ * <p>{@code data} holds {@code numel() * dtype.byteSize()} little-endian bytes in row-major order.
+ * Nothing is copied: the segment lives as long as the checkpoint's arena.
  */
 public record TensorView(String name, DType dtype, long[] shape, MemorySegment data, Path file) {
 
