@@ -101,7 +101,8 @@ public final class Tokenizer {
 
   /**
    * The ids of {@code text}, as HF's {@code encode(text, add_special_tokens=False)}: added and
-   * special tokens written in the text are recognized; nothing is added around it.
+   * special tokens written in the text are recognized; nothing is added around it. A lone surrogate
+   * (which a Rust string cannot hold) is encoded as U+FFFD.
    */
   public int[] encode(String text) {
     IntList out = new IntList(text.length() / 3 + 8);
