@@ -37,6 +37,9 @@ public final class LogProbs {
   public static int[] topK(float[] logits, int off, int n, int k) {
     k = Math.min(k, n);
     int[] idx = new int[k];
+    if (k == 0) {
+      return idx;
+    }
     int size = 0;
     for (int i = 0; i < n; i++) {
       float v = logits[off + i];

@@ -165,8 +165,9 @@ class GptBigCodeModelTest {
 
   /**
    * The same weights split over three files give the same tensors byte for byte, and the same
-   * logits. NOTE: logits are compared to 1e-6, not bit for bit: before the JIT compiles the Vector
-   * API kernels, their Java fallback sums vector lanes in another order than the compiled code.
+   * logits. NOTE: logits are compared to 1e-5, not bit for bit: before the JIT compiles the Vector
+   * API kernels, their Java fallback sums vector lanes in another order (and evaluates tanh with
+   * another library) than the compiled code, which moves float32 logits by about one ulp.
    */
   @Test
   void shardedAndSingleFileCheckpointsGiveIdenticalLogits() throws Exception {
@@ -187,7 +188,7 @@ class GptBigCodeModelTest {
       }
       float[] la = fullSequenceLogits(new GptBigCodeModel(a.config(), a.weights(), backend), ids);
       float[] lb = fullSequenceLogits(new GptBigCodeModel(b.config(), b.weights(), backend), ids);
-      assertArrayEquals(la, lb, 1e-6f);
+      assertArrayEquals(la, lb, 1e-5f);
     }
   }
 

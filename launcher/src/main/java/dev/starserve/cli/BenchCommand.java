@@ -1,0 +1,115 @@
+package dev.starserve.cli;
+
+import dev.starserve.bench.ForwardBench;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** Benchmarks. */
+@Command(
+    name = "bench",
+    mixinStandardHelpOptions = true,
+    description = "Benchmarks (see benchmarks/README.md).",
+    subcommands = {BenchCommand.Forward.class, BenchCommand.TokenizerSpeed.class})
+final class BenchCommand implements Runnable {
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    spec.commandLine().usage(System.err);
+  }
+
+  @Command(
+      name = "forward",
+      mixinStandardHelpOptions = true,
+      description = "Prefill and single-stream decode tokens/s of the bare forward pass.")
+  static final class Forward implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "model directory")
+    Path model;
+
+    @Option(names = "--prompt-len", defaultValue = "128", description = "default: ${DEFAULT-VALUE}")
+    int promptLen;
+
+    @Option(names = "--gen-len", defaultValue = "64", description = "default: ${DEFAULT-VALUE}")
+    int genLen;
+
+    @Option(names = "--runs", defaultValue = "3", description = "timed runs (default: 3)")
+    int runs;
+
+    @Option(names = "--warmups", defaultValue = "2", description = "untimed runs (default: 2)")
+    int warmups;
+
+    @Option(names = "--threads", description = "compute threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+    String device;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() {
+      int t = threads == null ? LoadedModel.defaultThreads() : threads;
+      try (LoadedModel lm = LoadedModel.open(model, device, t)) {
+        ForwardBench.Result r =
+            ForwardBench.run(lm.model(), lm.dir().weights(), promptLen, genLen, warmups, runs);
+        if (json) {
+          Map<String, Object> m = new LinkedHashMap<>();
+          m.put("model", lm.dir().modelId());
+          m.put("threads", t);
+          m.put("prompt_len", r.promptLen());
+          m.put("gen_len", r.genLen());
+          m.put("prefill_tokens_per_s", r.prefillTokensPerSecond());
+          m.put("decode_tokens_per_s", r.decodeTokensPerSecond());
+          m.put("decode_weight_bytes", r.weightBytes());
+          m.put("decode_weight_gb_per_s", r.decodeWeightGigabytesPerSecond());
+          System.out.println(Json.write(m));
+        } else {
+          System.out.printf(
+              "model %s, %s backend, %d threads%n"
+                  + "prefill: %d tokens  %.1f tokens/s%n"
+                  + "decode:  %d tokens  %.2f tokens/s  (%.1f MB of weights per token, %.1f GB/s)%n",
+              lm.dir().modelId(),
+              device,
+              t,
+              r.promptLen(),
+              r.prefillTokensPerSecond(),
+              r.genLen(),
+              r.decodeTokensPerSecond(),
+              r.weightBytes() / 1e6,
+              r.decodeWeightGigabytesPerSecond());
+        }
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "tokenizer",
+      mixinStandardHelpOptions = true,
+      description = "Encode/decode speed of the tokenizer (MB/s, ms per 8192-token prompt).")
+  static final class TokenizerSpeed implements Callable<Integer> {
+    @Option(
+        names = "--corpus",
+        defaultValue = "worker/src/test/resources/conformance.jsonl",
+        description = "JSONL texts to encode (default: ${DEFAULT-VALUE})")
+    Path corpus;
+
+    @Option(
+        names = "--tokenizer",
+        defaultValue = "worker/src/main/resources/starcoder-tokenizer/tokenizer.json",
+        description = "tokenizer.json (default: ${DEFAULT-VALUE})")
+    Path tokenizer;
+
+    @Override
+    public Integer call() throws java.io.IOException {
+      dev.starserve.bench.TokenizerBench.main(
+          new String[] {corpus.toString(), tokenizer.toString()});
+      return 0;
+    }
+  }
+}

@@ -1,0 +1,170 @@
+package dev.starserve.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The commands as a user runs them: output formats, exit codes and error messages. */
+class CommandLineTest {
+  @TempDir static Path tmp;
+  static Path model;
+
+  record Run(int code, String out, String err) {}
+
+  static synchronized Run run(String... args) {
+    PrintStream oldOut = System.out;
+    PrintStream oldErr = System.err;
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    try {
+      System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+      System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+      int code = Main.run(args);
+      return new Run(
+          code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    } finally {
+      System.setOut(oldOut);
+      System.setErr(oldErr);
+    }
+  }
+
+  @BeforeAll
+  static void makeModel() {
+    model = tmp.resolve("tiny");
+    Run r =
+        run(
+            "make-model",
+            "--shape",
+            "tiny",
+            "--dtype",
+            "float32",
+            "--seed",
+            "5",
+            "--std",
+            "0.1",
+            "--out",
+            model.toString());
+    assertEquals(0, r.code(), r.err());
+    assertTrue(Files.isRegularFile(model.resolve("config.json")));
+  }
+
+  @Test
+  void generateJsonHasTheDocumentedFieldsAndConsistentLogprobs() throws Exception {
+    Run r =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt",
+            "def print_hello",
+            "--max-new-tokens",
+            "5",
+            "--logprobs",
+            "3",
+            "--json",
+            "--threads",
+            "2");
+    assertEquals(0, r.code(), r.err());
+    JsonNode j = Json.MAPPER.readTree(r.out());
+    assertEquals(4, j.get("prompt_tokens").asInt()); // def Ġprint _ hello
+    JsonNode tokens = j.get("tokens");
+    assertTrue(tokens.size() >= 1 && tokens.size() <= 5);
+    StringBuilder text = new StringBuilder();
+    for (JsonNode t : tokens) {
+      JsonNode top = t.get("top_logprobs");
+      assertEquals(3, top.size());
+      // Greedy: the chosen token is the best alternative, with the same logprob.
+      assertEquals(t.get("id").asInt(), top.get(0).get("id").asInt());
+      assertEquals(t.get("logprob").asDouble(), top.get(0).get("logprob").asDouble(), 1e-12);
+      assertTrue(top.get(0).get("logprob").asDouble() >= top.get(1).get("logprob").asDouble());
+      assertTrue(t.get("logprob").asDouble() < 0);
+      text.append(t.get("text").asText());
+    }
+    assertEquals(text.toString(), j.get("text").asText());
+    String reason = j.get("finish_reason").asText();
+    assertTrue(reason.equals("length") || reason.equals("eos_token"), reason);
+    if (reason.equals("length")) {
+      assertEquals(5, tokens.size());
+    }
+  }
+
+  @Test
+  void cpuAndReferenceBackendsGenerateTheSameTokensFromPromptIds() throws Exception {
+    Run a =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt-ids",
+            "1,2,3",
+            "--max-new-tokens",
+            "4",
+            "--json");
+    Run b =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt-ids",
+            "1,2,3",
+            "--max-new-tokens",
+            "4",
+            "--json",
+            "--device",
+            "reference");
+    assertEquals(0, a.code(), a.err());
+    assertEquals(0, b.code(), b.err());
+    JsonNode ja = Json.MAPPER.readTree(a.out());
+    JsonNode jb = Json.MAPPER.readTree(b.out());
+    assertEquals(3, ja.get("prompt_tokens").asInt());
+    assertEquals(ja.get("text"), jb.get("text"));
+    assertEquals(ja.get("tokens").size(), jb.get("tokens").size());
+    for (int i = 0; i < ja.get("tokens").size(); i++) {
+      JsonNode ta = ja.get("tokens").get(i);
+      JsonNode tb = jb.get("tokens").get(i);
+      assertEquals(ta.get("id"), tb.get("id"));
+      assertEquals(ta.get("logprob").asDouble(), tb.get("logprob").asDouble(), 1e-4);
+    }
+  }
+
+  @Test
+  void tokenizeJsonlPrintsOneResultPerLineAndAnErrorForABadLine() throws Exception {
+    Path in = tmp.resolve("in.jsonl");
+    Files.writeString(in, "{\"text\":\"def print_hello\"}\nnot json\n{\"text\":\"\"}\n");
+    Run r = run("tokenize", "--model", model.toString(), "--jsonl", in.toString());
+    assertEquals(1, r.code());
+    String[] lines = r.out().split("\n");
+    assertEquals(3, lines.length);
+    JsonNode first = Json.MAPPER.readTree(lines[0]);
+    assertEquals("[589,1459,81,7656]", first.get("ids").toString());
+    assertEquals("[\"def\",\"Ġprint\",\"_\",\"hello\"]", first.get("tokens").toString());
+    assertTrue(Json.MAPPER.readTree(lines[1]).get("error").asText().contains("line 2"));
+    assertEquals("[]", Json.MAPPER.readTree(lines[2]).get("ids").toString());
+  }
+
+  @Test
+  void userErrorsAreOneLineMessagesNotStackTraces() {
+    Run missing = run("generate", "--model", tmp.resolve("nope").toString(), "--prompt", "x");
+    assertEquals(2, missing.code());
+    assertTrue(missing.err().startsWith("error: "), missing.err());
+    assertTrue(missing.err().contains("nope"), missing.err());
+    assertTrue(!missing.err().contains("\tat "), missing.err());
+
+    Run badShape = run("make-model", "--shape", "huge", "--out", tmp.resolve("x").toString());
+    assertEquals(2, badShape.code());
+    assertTrue(badShape.err().contains("huge"), badShape.err());
+
+    Run badId = run("generate", "--model", model.toString(), "--prompt-ids", "1,999999", "--json");
+    assertEquals(2, badId.code());
+    assertTrue(badId.err().contains("999999"), badId.err());
+  }
+}
