@@ -19,18 +19,27 @@ import java.util.function.Consumer;
  */
 public final class GreedyGenerator {
   /** Prompt tokens per forward pass while prefilling (bounds the activation memory). */
-  static final int PREFILL_CHUNK = 512;
+  static final int DEFAULT_PREFILL_CHUNK = 512;
 
   private static final int BLOCK_SIZE = 16;
 
   private final GptBigCodeModel model;
   private final Tokenizer tokenizer;
   private final int[] eosTokenIds;
+  private final int prefillChunk;
 
   public GreedyGenerator(GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds) {
+    this(model, tokenizer, eosTokenIds, DEFAULT_PREFILL_CHUNK);
+  }
+
+  GreedyGenerator(GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, int prefillChunk) {
+    if (prefillChunk < 1) {
+      throw new IllegalArgumentException("prefillChunk must be >= 1, got " + prefillChunk);
+    }
     this.model = model;
     this.tokenizer = tokenizer;
     this.eosTokenIds = eosTokenIds.clone();
+    this.prefillChunk = prefillChunk;
   }
 
   /**
@@ -75,8 +84,8 @@ public final class GreedyGenerator {
     KvCache cache = model.newKvCache(blocks, BLOCK_SIZE);
 
     float[] logits = new float[vocab];
-    for (int start = 0; start < promptIds.length; start += PREFILL_CHUNK) {
-      int end = Math.min(promptIds.length, start + PREFILL_CHUNK);
+    for (int start = 0; start < promptIds.length; start += prefillChunk) {
+      int end = Math.min(promptIds.length, start + prefillChunk);
       int[] chunk = Arrays.copyOfRange(promptIds, start, end);
       BatchLayout batch = BatchLayout.singleSequence(chunk, start, table, BLOCK_SIZE);
       int[] rows = end == promptIds.length ? new int[] {chunk.length - 1} : new int[0];
