@@ -10,6 +10,7 @@ import dev.starserve.backend.host.Gelu;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
+import dev.starserve.checkpoint.DType;
 import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 import jdk.incubator.vector.FloatVector;
@@ -28,6 +29,7 @@ public final class CpuBackend implements Backend {
 
   private final ComputePool pool;
   private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
+  private float[] permuted = new float[0]; // [n × in] activations reordered for bf16 weights
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
@@ -165,12 +167,22 @@ public final class CpuBackend implements Backend {
               + "×"
               + din);
     }
+    float[] xp = null;
+    if (wm.dtype() != DType.F32) {
+      if (permuted.length < n * din) {
+        permuted = new float[n * din];
+      }
+      xp = permuted;
+      VectorKernels.permuteForBf16(in, n, din, xp);
+    }
+    float[] xpFinal = xp;
     pool.parallelFor(
         dout,
         LINEAR_MIN_ROWS,
         (from, to, worker) ->
             VectorKernels.linearRows(
                 in,
+                xpFinal,
                 n,
                 din,
                 wm.dtype(),
