@@ -1,17 +1,16 @@
 package dev.starserve.backend.cpu;
 
 import dev.starserve.backend.AttentionShape;
-import dev.starserve.backend.Backend;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.Matrix;
 import dev.starserve.backend.host.Gelu;
+import dev.starserve.backend.host.HostBackend;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.checkpoint.DType;
-import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -23,7 +22,7 @@ import jdk.incubator.vector.VectorOperators;
  * <p>Parallel split per operation: linear layers by output rows (each thread reads a disjoint slice
  * of the weight once for all tokens), attention by (token, head) pairs, element-wise work by rows.
  */
-public final class CpuBackend implements Backend {
+public final class CpuBackend extends HostBackend {
   private static final int LINEAR_MIN_ROWS = 16;
   private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
@@ -43,48 +42,6 @@ public final class CpuBackend implements Backend {
 
   public int threads() {
     return pool.parallelism();
-  }
-
-  @Override
-  public Matrix upload(TensorView tensor) {
-    return HostMatrix.of(tensor);
-  }
-
-  @Override
-  public Buffer allocate(int rows, int cols) {
-    return new HostBuffer(rows, cols);
-  }
-
-  @Override
-  public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim) {
-    return new HostKvCache(layers, numBlocks, blockSize, kvDim);
-  }
-
-  @Override
-  public void embed(BatchLayout batch, Matrix wte, Matrix wpe, Buffer out) {
-    HostMatrix te = HostMatrix.of(wte);
-    HostMatrix pe = HostMatrix.of(wpe);
-    float[] o = HostBuffer.of(out).data();
-    int d = te.cols();
-    for (int t = 0; t < batch.numTokens(); t++) {
-      int id = batch.tokenIds()[t];
-      int pos = batch.positions()[t];
-      if (id < 0 || id >= te.rows()) {
-        throw new IllegalArgumentException(
-            "token id " + id + " is outside the vocabulary [0, " + te.rows() + ")");
-      }
-      if (pos >= pe.rows()) {
-        throw new IllegalArgumentException(
-            "position " + pos + " is beyond the model's " + pe.rows() + " positions");
-      }
-      long ti = (long) id * d;
-      long pi = (long) pos * d;
-      for (int c = 0; c < d; c++) {
-        o[t * d + c] =
-            VectorKernels.get(te.dtype(), te.data(), ti + c)
-                + VectorKernels.get(pe.dtype(), pe.data(), pi + c);
-      }
-    }
   }
 
   @Override
@@ -250,16 +207,6 @@ public final class CpuBackend implements Backend {
   }
 
   @Override
-  public void gatherRows(Buffer x, int[] rows, Buffer out) {
-    float[] in = HostBuffer.of(x).data();
-    float[] o = HostBuffer.of(out).data();
-    int d = x.cols();
-    for (int i = 0; i < rows.length; i++) {
-      System.arraycopy(in, rows[i] * d, o, i * d, d);
-    }
-  }
-
-  @Override
   public void attention(
       Buffer qkv, BatchLayout batch, AttentionShape shape, KvCache cache, int layer, Buffer out) {
     float[] in = HostBuffer.of(qkv).data();
@@ -322,11 +269,6 @@ public final class CpuBackend implements Backend {
             }
           }
         });
-  }
-
-  @Override
-  public void readRows(Buffer x, int rows, float[] dst) {
-    System.arraycopy(HostBuffer.of(x).data(), 0, dst, 0, rows * x.cols());
   }
 
   @Override

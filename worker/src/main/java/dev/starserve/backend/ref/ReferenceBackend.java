@@ -1,65 +1,26 @@
 package dev.starserve.backend.ref;
 
 import dev.starserve.backend.AttentionShape;
-import dev.starserve.backend.Backend;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.Matrix;
 import dev.starserve.backend.host.Gelu;
+import dev.starserve.backend.host.HostBackend;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
-import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 
 /**
  * The oracle: every operation as the plainest scalar loop, one thread, no tricks. Fast backends are
  * tested against it; it is far too slow to serve with.
  */
-public final class ReferenceBackend implements Backend {
+public final class ReferenceBackend extends HostBackend {
 
   @Override
   public String name() {
     return "reference";
-  }
-
-  @Override
-  public Matrix upload(TensorView tensor) {
-    return HostMatrix.of(tensor);
-  }
-
-  @Override
-  public Buffer allocate(int rows, int cols) {
-    return new HostBuffer(rows, cols);
-  }
-
-  @Override
-  public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim) {
-    return new HostKvCache(layers, numBlocks, blockSize, kvDim);
-  }
-
-  @Override
-  public void embed(BatchLayout batch, Matrix wte, Matrix wpe, Buffer out) {
-    HostMatrix te = HostMatrix.of(wte);
-    HostMatrix pe = HostMatrix.of(wpe);
-    float[] o = HostBuffer.of(out).data();
-    int d = te.cols();
-    for (int t = 0; t < batch.numTokens(); t++) {
-      int id = batch.tokenIds()[t];
-      int pos = batch.positions()[t];
-      if (id < 0 || id >= te.rows()) {
-        throw new IllegalArgumentException(
-            "token id " + id + " is outside the vocabulary [0, " + te.rows() + ")");
-      }
-      if (pos >= pe.rows()) {
-        throw new IllegalArgumentException(
-            "position " + pos + " is beyond the model's " + pe.rows() + " positions");
-      }
-      for (int c = 0; c < d; c++) {
-        o[t * d + c] = te.get(id, c) + pe.get(pos, c);
-      }
-    }
   }
 
   @Override
@@ -132,16 +93,6 @@ public final class ReferenceBackend implements Backend {
   }
 
   @Override
-  public void gatherRows(Buffer x, int[] rows, Buffer out) {
-    float[] in = HostBuffer.of(x).data();
-    float[] o = HostBuffer.of(out).data();
-    int d = x.cols();
-    for (int i = 0; i < rows.length; i++) {
-      System.arraycopy(in, rows[i] * d, o, i * d, d);
-    }
-  }
-
-  @Override
   public void attention(
       Buffer qkv, BatchLayout batch, AttentionShape shape, KvCache cache, int layer, Buffer out) {
     float[] in = HostBuffer.of(qkv).data();
@@ -194,11 +145,6 @@ public final class ReferenceBackend implements Backend {
         }
       }
     }
-  }
-
-  @Override
-  public void readRows(Buffer x, int rows, float[] dst) {
-    System.arraycopy(HostBuffer.of(x).data(), 0, dst, 0, rows * x.cols());
   }
 
   @Override
