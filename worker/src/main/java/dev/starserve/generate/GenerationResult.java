@@ -1,5 +1,6 @@
 package dev.starserve.generate;
 
+import dev.starserve.engine.FinishReason;
 import java.util.List;
 
 /** What a finished generation produced. */

@@ -2,6 +2,7 @@ package dev.starserve.generate;
 
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
+import dev.starserve.engine.FinishReason;
 import dev.starserve.model.GptBigCodeModel;
 import dev.starserve.sample.LogProbs;
 import dev.starserve.text.IncrementalDetokenizer;

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.checkpoint.DType;
+import dev.starserve.engine.FinishReason;
 import dev.starserve.model.GptBigCodeModel;
 import dev.starserve.model.ModelDirectory;
 import dev.starserve.model.ModelShape;

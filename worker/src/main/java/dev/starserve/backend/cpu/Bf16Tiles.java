@@ -80,22 +80,23 @@ final class Bf16Tiles {
   }
 
   /**
-   * {@code Σ_c x[t·in + c] · w[r·in + c]}: one row, one token, two accumulators. NOTE: used for
-   * decoding instead of a four-row tile: four interleaved row streams read DRAM slower here.
+   * {@code Σ_c x[t·in + c] · w[r·in + c]}: one row, one token. NOTE: used for decoding instead of a
+   * four-row tile (four interleaved row streams read DRAM slower here), and it accumulates in
+   * exactly the order of {@link #tile1x4}, so a token's result does not depend on how many other
+   * tokens share its step (batch invariance).
    */
   static float dot(float[] xp, float[] x, int t, int in, MemorySegment w, int r) {
     int block = 2 * L;
     int end = in / block * block;
     long w0 = (long) r * in * 2;
     int x0 = t * in;
-    FloatVector a0 = FloatVector.zero(F);
-    FloatVector a1 = FloatVector.zero(F);
+    FloatVector a = FloatVector.zero(F);
     for (int c = 0; c < end; c += block) {
       IntVector i = IntVector.fromMemorySegment(I, w, w0 + c * 2L, LE);
-      a0 = FloatVector.fromArray(F, xp, x0 + c).fma(even(i), a0);
-      a1 = FloatVector.fromArray(F, xp, x0 + c + L).fma(odd(i), a1);
+      a = FloatVector.fromArray(F, xp, x0 + c).fma(even(i), a);
+      a = FloatVector.fromArray(F, xp, x0 + c + L).fma(odd(i), a);
     }
-    float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+    float s = a.reduceLanes(VectorOperators.ADD);
     for (int c = end; c < in; c++) {
       s += x[x0 + c] * bf16(w, w0 / 2 + c);
     }

@@ -156,20 +156,26 @@ public final class CpuBackend extends HostBackend {
   public void activation(Buffer x, int n, Activation kind) {
     float[] a = HostBuffer.of(x).data();
     int d = x.cols();
+    // NOTE: split by rows, never inside one: every row then takes the same vector-body/scalar-tail
+    // path whatever the batch size, so a token's activations do not depend on its batch.
     pool.parallelFor(
-        n * d,
-        4096,
+        n,
+        1,
         (from, to, w) -> {
-          switch (kind) {
-            case GELU_TANH -> geluTanh(a, from, to);
-            case GELU_ERF -> {
-              for (int i = from; i < to; i++) {
-                a[i] = Gelu.erf(a[i]);
+          for (int row = from; row < to; row++) {
+            int lo = row * d;
+            int hi = lo + d;
+            switch (kind) {
+              case GELU_TANH -> geluTanh(a, lo, hi);
+              case GELU_ERF -> {
+                for (int i = lo; i < hi; i++) {
+                  a[i] = Gelu.erf(a[i]);
+                }
               }
-            }
-            case RELU -> {
-              for (int i = from; i < to; i++) {
-                a[i] = Math.max(0f, a[i]);
+              case RELU -> {
+                for (int i = lo; i < hi; i++) {
+                  a[i] = Math.max(0f, a[i]);
+                }
               }
             }
           }
