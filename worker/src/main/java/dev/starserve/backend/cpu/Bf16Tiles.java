@@ -45,27 +45,33 @@ final class Bf16Tiles {
     int x1 = x0 + in;
     int x2 = x1 + in;
     int x3 = x2 + in;
-    FloatVector a0 = FloatVector.zero(F);
-    FloatVector a1 = FloatVector.zero(F);
-    FloatVector a2 = FloatVector.zero(F);
-    FloatVector a3 = FloatVector.zero(F);
+    // Even and odd halves accumulate separately: eight independent FMA chains keep both FMA
+    // pipes busy through the 4-cycle latency (AVX2 has 16 registers: 8 accumulators fit).
+    FloatVector e0 = FloatVector.zero(F);
+    FloatVector e1 = FloatVector.zero(F);
+    FloatVector e2 = FloatVector.zero(F);
+    FloatVector e3 = FloatVector.zero(F);
+    FloatVector o0 = FloatVector.zero(F);
+    FloatVector o1 = FloatVector.zero(F);
+    FloatVector o2 = FloatVector.zero(F);
+    FloatVector o3 = FloatVector.zero(F);
     for (int c = 0; c < end; c += block) {
       IntVector i = IntVector.fromMemorySegment(I, w, w0 + c * 2L, LE);
       FloatVector k = i.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
-      a0 = FloatVector.fromArray(F, xp, x0 + c).fma(k, a0);
-      a1 = FloatVector.fromArray(F, xp, x1 + c).fma(k, a1);
-      a2 = FloatVector.fromArray(F, xp, x2 + c).fma(k, a2);
-      a3 = FloatVector.fromArray(F, xp, x3 + c).fma(k, a3);
+      e0 = FloatVector.fromArray(F, xp, x0 + c).fma(k, e0);
+      e1 = FloatVector.fromArray(F, xp, x1 + c).fma(k, e1);
+      e2 = FloatVector.fromArray(F, xp, x2 + c).fma(k, e2);
+      e3 = FloatVector.fromArray(F, xp, x3 + c).fma(k, e3);
       k = i.and(HIGH).reinterpretAsFloats();
-      a0 = FloatVector.fromArray(F, xp, x0 + c + L).fma(k, a0);
-      a1 = FloatVector.fromArray(F, xp, x1 + c + L).fma(k, a1);
-      a2 = FloatVector.fromArray(F, xp, x2 + c + L).fma(k, a2);
-      a3 = FloatVector.fromArray(F, xp, x3 + c + L).fma(k, a3);
+      o0 = FloatVector.fromArray(F, xp, x0 + c + L).fma(k, o0);
+      o1 = FloatVector.fromArray(F, xp, x1 + c + L).fma(k, o1);
+      o2 = FloatVector.fromArray(F, xp, x2 + c + L).fma(k, o2);
+      o3 = FloatVector.fromArray(F, xp, x3 + c + L).fma(k, o3);
     }
-    float s0 = a0.reduceLanes(VectorOperators.ADD);
-    float s1 = a1.reduceLanes(VectorOperators.ADD);
-    float s2 = a2.reduceLanes(VectorOperators.ADD);
-    float s3 = a3.reduceLanes(VectorOperators.ADD);
+    float s0 = e0.add(o0).reduceLanes(VectorOperators.ADD);
+    float s1 = e1.add(o1).reduceLanes(VectorOperators.ADD);
+    float s2 = e2.add(o2).reduceLanes(VectorOperators.ADD);
+    float s3 = e3.add(o3).reduceLanes(VectorOperators.ADD);
     for (int c = end; c < in; c++) {
       float k = bf16(w, w0 / 2 + c);
       s0 += x[x0 + c] * k;
@@ -90,13 +96,14 @@ final class Bf16Tiles {
     int end = in / block * block;
     long w0 = (long) r * in * 2;
     int x0 = t * in;
-    FloatVector a = FloatVector.zero(F);
+    FloatVector e = FloatVector.zero(F);
+    FloatVector o = FloatVector.zero(F);
     for (int c = 0; c < end; c += block) {
       IntVector i = IntVector.fromMemorySegment(I, w, w0 + c * 2L, LE);
-      a = FloatVector.fromArray(F, xp, x0 + c).fma(even(i), a);
-      a = FloatVector.fromArray(F, xp, x0 + c + L).fma(odd(i), a);
+      e = FloatVector.fromArray(F, xp, x0 + c).fma(even(i), e);
+      o = FloatVector.fromArray(F, xp, x0 + c + L).fma(odd(i), o);
     }
-    float s = a.reduceLanes(VectorOperators.ADD);
+    float s = e.add(o).reduceLanes(VectorOperators.ADD);
     for (int c = end; c < in; c++) {
       s += x[x0 + c] * bf16(w, w0 / 2 + c);
     }
