@@ -13,7 +13,11 @@ import picocli.CommandLine.Option;
     name = "bench",
     mixinStandardHelpOptions = true,
     description = "Benchmarks (see benchmarks/README.md).",
-    subcommands = {BenchCommand.Forward.class, BenchCommand.TokenizerSpeed.class})
+    subcommands = {
+      BenchCommand.Forward.class,
+      BenchCommand.EngineSpeed.class,
+      BenchCommand.TokenizerSpeed.class
+    })
 final class BenchCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
@@ -109,6 +113,80 @@ final class BenchCommand implements Runnable {
     public Integer call() throws java.io.IOException {
       dev.starserve.bench.TokenizerBench.main(
           new String[] {corpus.toString(), tokenizer.toString()});
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "engine",
+      mixinStandardHelpOptions = true,
+      description =
+          "The batching engine in-process: output tokens/s, TTFT and TPOT at each concurrency.")
+  static final class EngineSpeed implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "model directory")
+    Path model;
+
+    @Option(
+        names = "--concurrency",
+        split = ",",
+        defaultValue = "1,8,32",
+        description = "concurrent requests per level (default: ${DEFAULT-VALUE})")
+    int[] concurrency;
+
+    @Option(names = "--prompt-len", defaultValue = "128", description = "default: ${DEFAULT-VALUE}")
+    int promptLen;
+
+    @Option(names = "--gen-len", defaultValue = "64", description = "default: ${DEFAULT-VALUE}")
+    int genLen;
+
+    @Option(names = "--runs", defaultValue = "2", description = "timed runs per level (default: 2)")
+    int runs;
+
+    @Option(names = "--threads", description = "compute threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @picocli.CommandLine.Mixin EngineOptions engineOptions;
+
+    @Override
+    public Integer call() throws InterruptedException {
+      int t = threads == null ? LoadedModel.defaultThreads() : threads;
+      try (LoadedModel lm = LoadedModel.open(model, "cpu", t);
+          dev.starserve.engine.Engine engine =
+              new dev.starserve.engine.Engine(
+                  lm.model(),
+                  lm.tokenizer(),
+                  lm.dir().eosTokenIds(),
+                  engineOptions.toConfig(lm.model()))) {
+        int vocab = lm.model().config().vocabSize();
+        dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
+        java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
+        for (int c : concurrency) {
+          var l = dev.starserve.bench.EngineBench.run(engine, vocab, c, promptLen, genLen, runs);
+          Map<String, Object> m = new LinkedHashMap<>();
+          m.put("n", l.n());
+          m.put("output_tokens_per_s", l.outputTokensPerSecond());
+          m.put("ttft_ms", l.ttftMillis());
+          m.put("tpot_ms", l.tpotMillis());
+          levels.add(m);
+          if (!json) {
+            System.out.printf(
+                "concurrency %3d: %8.1f output tokens/s  TTFT %8.1f ms  TPOT %7.1f ms%n",
+                l.n(), l.outputTokensPerSecond(), l.ttftMillis(), l.tpotMillis());
+          }
+        }
+        if (json) {
+          Map<String, Object> m = new LinkedHashMap<>();
+          m.put("model", lm.dir().modelId());
+          m.put("threads", t);
+          m.put("prompt_len", promptLen);
+          m.put("gen_len", genLen);
+          m.put("concurrency", levels);
+          System.out.println(Json.write(m));
+        }
+      }
       return 0;
     }
   }

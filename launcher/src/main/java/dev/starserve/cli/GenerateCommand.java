@@ -34,7 +34,14 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Option(names = "--prompt-ids", split = ",", description = "prompt token ids, e.g. 1,2,3")
     int[] ids;
+
+    @Option(
+        names = "--requests",
+        description = "a JSONL file of requests, all submitted at once to one engine")
+    Path requests;
   }
+
+  @picocli.CommandLine.Mixin EngineOptions engineOptions;
 
   @Option(
       names = "--max-new-tokens",
@@ -58,7 +65,7 @@ final class GenerateCommand implements Callable<Integer> {
   Integer threads;
 
   @Override
-  public Integer call() {
+  public Integer call() throws java.io.IOException {
     if (maxNewTokens < 0) {
       throw new IllegalArgumentException("--max-new-tokens must be >= 0, got " + maxNewTokens);
     }
@@ -68,6 +75,9 @@ final class GenerateCommand implements Callable<Integer> {
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (LoadedModel lm =
         LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads)) {
+      if (prompt.requests != null) {
+        return RequestFileRunner.run(lm, engineOptions.toConfig(lm.model()), prompt.requests, out);
+      }
       int[] ids = prompt.ids != null ? prompt.ids : lm.tokenizer().encode(prompt.text);
       GreedyGenerator gen = new GreedyGenerator(lm.model(), lm.tokenizer(), lm.dir().eosTokenIds());
       long t0 = System.nanoTime();

@@ -124,17 +124,25 @@ public final class KvBlockManager {
    * @return false, changing nothing, when there are not enough free blocks
    */
   public boolean allocate(long seqId, int[] tokens, int numTokens) {
+    return allocate(seqId, tokens, numTokens, true);
+  }
+
+  /**
+   * As {@link #allocate(long, int[], int)}; with {@code reusePrefix} false a new sequence takes no
+   * cached blocks (a request that wants the logits of every prompt token must compute them all).
+   */
+  public boolean allocate(long seqId, int[] tokens, int numTokens, boolean reusePrefix) {
     Objects.requireNonNull(tokens, "tokens");
     if (numTokens < 0 || numTokens > tokens.length) {
       throw new IllegalArgumentException(
           "numTokens must be in [0, " + tokens.length + "] (tokens.length), got " + numTokens);
     }
     Sequence seq = sequences.get(seqId);
-    return seq == null ? admit(seqId, tokens, numTokens) : grow(seq, numTokens);
+    return seq == null ? admit(seqId, tokens, numTokens, reusePrefix) : grow(seq, numTokens);
   }
 
-  private boolean admit(long seqId, int[] tokens, int numTokens) {
-    int cached = matchPrefix(tokens); // hits[0..cached)
+  private boolean admit(long seqId, int[] tokens, int numTokens, boolean reusePrefix) {
+    int cached = reusePrefix ? matchPrefix(tokens) : 0; // hits[0..cached)
     int cachedButFree = 0;
     for (int i = 0; i < cached; i++) {
       if (refCount[hits[i]] == 0) {

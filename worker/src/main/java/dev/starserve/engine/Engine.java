@@ -1,0 +1,427 @@
+package dev.starserve.engine;
+
+import dev.starserve.backend.KvCache;
+import dev.starserve.engine.kv.KvBlockManager;
+import dev.starserve.engine.sched.ScheduledBatch;
+import dev.starserve.engine.sched.Scheduler;
+import dev.starserve.engine.sched.Sequence;
+import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.sample.LogProbs;
+import dev.starserve.sample.Sampler;
+import dev.starserve.sample.SamplingParams;
+import dev.starserve.text.Tokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.LinkedBlockingQueue;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The continuous-batching engine. One platform thread runs {@code schedule → execute → update}
+ * forever and alone owns the scheduler, the KV blocks and every request's state; other threads talk
+ * to it through {@link #submit} and {@link #abort}, which only enqueue commands, and hear back
+ * through each request's {@link RequestSink}.
+ *
+ * <pre>
+ * submit/abort ──► inbox ──► [loop] drain inbox → schedule() → runner.execute() → update() ─► sinks
+ * </pre>
+ */
+public final class Engine implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
+
+  private sealed interface Command permits Submit, Abort, Shutdown {}
+
+  private record Submit(EngineRequest request, RequestSink sink, long nanos) implements Command {}
+
+  private record Abort(String requestId) implements Command {}
+
+  private record Shutdown() implements Command {}
+
+  private final GptBigCodeModel model;
+  private final Tokenizer tokenizer;
+  private final int[] eosTokenIds;
+  private final EngineConfig config;
+  private final KvBlockManager kv;
+  private final Scheduler scheduler;
+  private final ModelRunner runner;
+  private final LinkedBlockingQueue<Command> inbox = new LinkedBlockingQueue<>();
+  private final Set<String> liveIds = ConcurrentHashMap.newKeySet();
+  private final Thread thread;
+  private volatile EngineStats stats = EngineStats.EMPTY;
+  private volatile boolean closed;
+  private long nextSeqId;
+  private long arrivals;
+  private long steps;
+
+  public Engine(
+      GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.eosTokenIds = eosTokenIds.clone();
+    this.config = config;
+    this.kv = new KvBlockManager(config.numBlocks(), config.blockSize(), config.prefixCaching());
+    this.scheduler = new dev.starserve.engine.sched.Scheduler(config.scheduler(), kv);
+    KvCache cache = model.newKvCache(config.numBlocks(), config.blockSize());
+    this.runner = new ModelRunner(model, cache, kv);
+    this.thread = Thread.ofPlatform().name("starserve-engine").unstarted(this::loop);
+    thread.start();
+  }
+
+  public EngineConfig config() {
+    return config;
+  }
+
+  /** The latest stats the loop published. */
+  public EngineStats stats() {
+    return stats;
+  }
+
+  /**
+   * Queues a request. Checks what can be checked without the loop and throws {@link
+   * IllegalArgumentException} with a message naming the problem: a duplicate id, a prompt that does
+   * not fit the model's context (after truncation when asked) or the KV cache, token ids outside
+   * the vocabulary. Events then arrive on {@code sink} from the engine thread.
+   */
+  public void submit(EngineRequest request, RequestSink sink) {
+    if (closed) {
+      throw new IllegalStateException("the engine is shut down");
+    }
+    int vocab = model.config().vocabSize();
+    int context = model.config().nPositions();
+    int[] prompt = truncated(request);
+    if (prompt.length >= context) {
+      throw new IllegalArgumentException(
+          "the prompt has "
+              + prompt.length
+              + " tokens but the model's context is "
+              + context
+              + " (n_positions); it must be shorter to leave room for a new token"
+              + (request.truncatePromptTokens() > 0 ? "" : ", or ask for truncation"));
+    }
+    long capacity = (long) config.numBlocks() * config.blockSize();
+    if (prompt.length + 1 > capacity) {
+      throw new IllegalArgumentException(
+          "the prompt has "
+              + prompt.length
+              + " tokens but the KV cache holds only "
+              + capacity
+              + " positions");
+    }
+    for (int id : prompt) {
+      if (id < 0 || id >= vocab) {
+        throw new IllegalArgumentException(
+            "prompt token id " + id + " is outside the vocabulary [0, " + vocab + ")");
+      }
+    }
+    if (!liveIds.add(request.id())) {
+      throw new IllegalArgumentException("request id '" + request.id() + "' is already in use");
+    }
+    inbox.add(new Submit(request, sink, System.nanoTime()));
+  }
+
+  /** Aborts a request: every sample finishes with CANCELLED within one step. Idempotent. */
+  public void abort(String requestId) {
+    inbox.add(new Abort(requestId));
+  }
+
+  private static int[] truncated(EngineRequest r) {
+    int[] p = r.promptIds();
+    int keep = r.truncatePromptTokens();
+    return keep > 0 && p.length > keep ? Arrays.copyOfRange(p, p.length - keep, p.length) : p;
+  }
+
+  private void loop() {
+    try {
+      while (true) {
+        Command c = scheduler.hasWork() ? inbox.poll() : inbox.take();
+        while (c != null) {
+          if (c instanceof Shutdown) {
+            cancelAll();
+            return;
+          }
+          handle(c);
+          c = inbox.poll();
+        }
+        if (scheduler.hasWork()) {
+          step();
+        } else {
+          publishStats(0, 0); // aborts and finishes changed the counts
+        }
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      cancelAll();
+    }
+  }
+
+  private void handle(Command c) {
+    switch (c) {
+      case Submit s -> admit(s);
+      case Abort a -> {
+        for (Sequence s : scheduler.abort(a.requestId())) {
+          finish(s, FinishReason.CANCELLED, null);
+        }
+      }
+      case Shutdown sd -> throw new IllegalStateException("handled by the loop");
+    }
+  }
+
+  private void admit(Submit cmd) {
+    EngineRequest r = cmd.request();
+    int[] prompt = truncated(r);
+    long arrival = arrivals++;
+    Sequence first = null;
+    for (int i = 0; i < r.n(); i++) {
+      SamplingParams p = r.sampling();
+      SamplingParams sp =
+          i == 0
+              ? p
+              : new SamplingParams(
+                  p.temperature(),
+                  p.topK(),
+                  p.topP(),
+                  p.typicalP(),
+                  p.minP(),
+                  p.repetitionPenalty(),
+                  p.presencePenalty(),
+                  p.frequencyPenalty(),
+                  p.seed() + i);
+      Sampler sampler = new Sampler(sp, model.config().vocabSize());
+      sampler.observePrompt(prompt);
+      Sequence s =
+          new Sequence(
+              nextSeqId++,
+              r.id(),
+              i,
+              r.priority(),
+              arrival,
+              prompt,
+              config.prefixCaching() && !r.promptLogprobs(),
+              r.promptLogprobs(),
+              first);
+      s.setOutput(
+          new OutputState(
+              r,
+              cmd.sink(),
+              sampler,
+              tokenizer.newDetokenizer(true),
+              endIds(r),
+              cmd.nanos(),
+              tokenizer.vocabSize()));
+      if (first == null) {
+        first = s;
+      }
+      scheduler.add(s);
+    }
+  }
+
+  private int[] endIds(EngineRequest r) {
+    int[] stop = r.stopping().stopTokenIds();
+    int[] eos = r.stopping().ignoreEos() ? new int[0] : eosTokenIds;
+    int[] all = Arrays.copyOf(eos, eos.length + stop.length);
+    System.arraycopy(stop, 0, all, eos.length, stop.length);
+    return all;
+  }
+
+  private void step() {
+    long t0 = System.nanoTime();
+    ScheduledBatch batch = scheduler.schedule();
+    if (!batch.isEmpty()) {
+      try {
+        StepLogits out = runner.execute(batch);
+        update(batch, out);
+      } catch (RuntimeException e) {
+        // A bug, not a client error: fail what was in the step and keep serving the rest.
+        LOG.error("engine step failed; failing its {} sequences", batch.seqs().size(), e);
+        for (Sequence s : batch.seqs()) {
+          if (!s.finished()) {
+            scheduler.finish(s);
+            finish(s, FinishReason.CANCELLED, "engine error: " + e);
+          }
+        }
+      }
+    } else if (scheduler.numRunning() == 0) {
+      // Nothing fits: the head of the queue needs more blocks than are free and nothing runs
+      // that could free them. Fail it rather than spin.
+      for (Sequence s : scheduler.all()) {
+        scheduler.finish(s);
+        finish(s, FinishReason.CANCELLED, "the KV cache cannot hold this request");
+        break;
+      }
+    }
+    steps++;
+    publishStats(batch.totalTokens(), System.nanoTime() - t0);
+  }
+
+  private void publishStats(int tokensScheduled, long stepNanos) {
+    stats =
+        new EngineStats(
+            scheduler.numRunning(),
+            scheduler.numWaiting(),
+            scheduler.preemptions(),
+            kv.numUsedBlocks(),
+            kv.numFreeBlocks(),
+            kv.prefixHitTokens(),
+            tokensScheduled,
+            stepNanos,
+            steps);
+  }
+
+  private void update(ScheduledBatch batch, StepLogits out) {
+    long now = System.nanoTime();
+    int vocab = out.vocab();
+    float[] logits = out.logits();
+    for (int i = 0; i < batch.seqs().size(); i++) {
+      Sequence s = batch.seqs().get(i);
+      OutputState o = (OutputState) s.output();
+      scheduler.markComputed(s, batch.start()[i] + batch.count()[i]);
+      if (out.promptRow()[i] >= 0 && o.promptLogprobs != null) {
+        for (int k = 0; k < out.promptCount()[i]; k++) {
+          int p = out.promptPos()[i] + k;
+          if (p != o.promptLogprobs.size()) {
+            continue; // recomputed after a preemption: already recorded
+          }
+          int row = out.promptRow()[i] + k;
+          int next = s.tokens()[p + 1];
+          double lse = LogProbs.logSumExp(logits, row * vocab, vocab);
+          o.promptLogprobs.add(
+              new FinishEvent.PromptLogprob(next, logits[row * vocab + next] - lse));
+        }
+      }
+      if (out.sampleRow()[i] >= 0) {
+        produceToken(s, o, logits, out.sampleRow()[i] * vocab, vocab, now);
+      }
+    }
+  }
+
+  private void produceToken(
+      Sequence s, OutputState o, float[] logits, int off, int vocab, long now) {
+    StoppingParams st = o.request.stopping();
+    if (s.generatedTokens() < st.minNewTokens() && o.endIds.length > 0) {
+      o.sampler.suppressNext(o.endIds);
+    }
+    int id = o.sampler.sample(logits, off);
+    double lse = LogProbs.logSumExp(logits, off, vocab);
+    double logprob = logits[off + id] - lse;
+    s.append(id);
+    o.sampler.observeGenerated(id);
+
+    FinishReason reason = null;
+    String text;
+    if (o.isEnd(id)) {
+      reason = FinishReason.EOS_TOKEN;
+      text = "";
+    } else {
+      text = o.stopChecker.append(o.detokenize(id));
+      if (o.stopChecker.stopped()) {
+        reason = FinishReason.STOP_SEQUENCE;
+      }
+    }
+    if (reason == null) {
+      if (s.generatedTokens() >= st.maxNewTokens()
+          || s.numTokens() >= model.config().nPositions()) {
+        reason = FinishReason.LENGTH;
+      } else if (o.deadlineNanos != 0 && now - o.deadlineNanos >= 0) {
+        reason = FinishReason.TIME_LIMIT;
+      }
+    }
+    if (reason != null && reason != FinishReason.STOP_SEQUENCE) {
+      text += o.stopChecker.append(o.detokenizer.flush());
+      if (o.stopChecker.stopped()) {
+        reason = FinishReason.STOP_SEQUENCE;
+      } else {
+        text += o.stopChecker.flush();
+      }
+    }
+    o.sink.onToken(
+        new TokenEvent(
+            s.requestId(),
+            s.sampleIndex(),
+            s.generatedTokens() - 1,
+            id,
+            text,
+            logprob,
+            o.top(logits, off, vocab, lse)));
+    if (reason != null) {
+      scheduler.finish(s);
+      finish(s, reason, null);
+    }
+  }
+
+  private void finish(Sequence s, FinishReason reason, String error) {
+    OutputState o = (OutputState) s.output();
+    try {
+      o.sink.onFinish(
+          new FinishEvent(
+              s.requestId(),
+              s.sampleIndex(),
+              reason,
+              s.promptLength(),
+              s.generatedTokens(),
+              s.cachedPromptTokens(),
+              reason == FinishReason.STOP_SEQUENCE ? o.stopChecker.matchedStopSequence() : null,
+              o.promptLogprobs == null ? null : List.copyOf(o.promptLogprobs),
+              error));
+    } catch (RuntimeException e) {
+      LOG.warn("a request sink failed on finish of {}", s.requestId(), e);
+    }
+    if (allSamplesDone(s.requestId())) {
+      liveIds.remove(s.requestId());
+    }
+  }
+
+  private boolean allSamplesDone(String requestId) {
+    for (Sequence s : scheduler.all()) {
+      if (s.requestId().equals(requestId)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  private void cancelAll() {
+    List<Sequence> all = new ArrayList<>(scheduler.all());
+    for (Sequence s : all) {
+      scheduler.finish(s);
+      finish(s, FinishReason.CANCELLED, "the engine is shutting down");
+    }
+    Command c;
+    while ((c = inbox.poll()) != null) {
+      if (c instanceof Submit sub) {
+        liveIds.remove(sub.request().id());
+        for (int i = 0; i < sub.request().n(); i++) {
+          sub.sink()
+              .onFinish(
+                  new FinishEvent(
+                      sub.request().id(),
+                      i,
+                      FinishReason.CANCELLED,
+                      sub.request().promptIds().length,
+                      0,
+                      0,
+                      null,
+                      null,
+                      "the engine is shutting down"));
+        }
+      }
+    }
+  }
+
+  /** Stops the loop; every queued or running request finishes with CANCELLED. */
+  @Override
+  public void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    inbox.add(new Shutdown());
+    try {
+      thread.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}

@@ -1,0 +1,27 @@
+package dev.starserve.engine;
+
+/**
+ * What the engine loop publishes after every step (for metrics and routing).
+ *
+ * @param running sequences running
+ * @param waiting sequences waiting (new or preempted)
+ * @param preemptionsTotal preemptions since start
+ * @param kvBlocksUsed KV blocks referenced by sequences
+ * @param kvBlocksFree KV blocks free (including cached, evictable ones)
+ * @param prefixCacheHitTokensTotal prompt tokens found in the prefix cache since start
+ * @param tokensScheduled tokens computed by the last step
+ * @param stepNanos duration of the last step
+ * @param steps steps since start
+ */
+public record EngineStats(
+    int running,
+    int waiting,
+    long preemptionsTotal,
+    int kvBlocksUsed,
+    int kvBlocksFree,
+    long prefixCacheHitTokensTotal,
+    int tokensScheduled,
+    long stepNanos,
+    long steps) {
+  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0);
+}
