@@ -257,7 +257,7 @@ final class RequestLine {
     if (finishes[0].promptLogprobs() != null) {
       List<Map<String, Object>> pl = new ArrayList<>();
       for (var p : finishes[0].promptLogprobs()) {
-        pl.add(Map.of("id", p.tokenId(), "logprob", p.logprob()));
+        pl.add(idLogprob(p.tokenId(), p.logprob()));
       }
       out.put("prompt_logprobs", pl);
     }
@@ -282,7 +282,7 @@ final class RequestLine {
       m.put("logprob", e.logprob());
       List<Map<String, Object>> top = new ArrayList<>();
       for (var t : e.topLogprobs()) {
-        top.add(Map.of("id", t.id(), "logprob", t.logprob()));
+        top.add(idLogprob(t.id(), t.logprob()));
       }
       m.put("top_logprobs", top);
       toks.add(m);
@@ -302,5 +302,12 @@ final class RequestLine {
       out.put("error", f.error());
     }
     return out;
+  }
+
+  private static Map<String, Object> idLogprob(int id, double logprob) {
+    Map<String, Object> m = new java.util.LinkedHashMap<>();
+    m.put("id", id);
+    m.put("logprob", logprob);
+    return m;
   }
 }

@@ -167,4 +167,61 @@ class CommandLineTest {
     assertEquals(2, badId.code());
     assertTrue(badId.err().contains("999999"), badId.err());
   }
+
+  @Test
+  void requestsFileRunsEveryLineInOneEngineAndAnswersBadLinesInPlace() throws Exception {
+    Path in = tmp.resolve("requests.jsonl");
+    Files.writeString(
+        in,
+        String.join(
+            "\n",
+            "{\"prompt_ids\": [1, 2, 3], \"max_new_tokens\": 4}",
+            "{\"prompt\": \"x\", \"top_p\": 1.5}",
+            "{\"prefix\": \"def f(a):\\n    \", \"suffix\": \"\\n    return b\", \"max_new_tokens\": 2}",
+            "{\"prompt\": \"x\", \"bogus\": 1}",
+            "{\"prompt_ids\": [1, 2, 3], \"max_new_tokens\": 3, \"temperature\": 0.7, \"seed\": 5,"
+                + " \"n\": 2, \"logprobs\": 1, \"prompt_logprobs\": true}",
+            ""));
+    Run r =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--requests",
+            in.toString(),
+            "--kv-cache-blocks",
+            "64");
+    assertEquals(1, r.code(), r.err());
+    String[] lines = r.out().split("\n");
+    assertEquals(5, lines.length, r.out());
+    JsonNode first = Json.MAPPER.readTree(lines[0]);
+    assertEquals(4, first.get("tokens").size());
+    assertEquals("length", first.get("finish_reason").asText());
+    // the same request through the single-prompt greedy path gives the same tokens
+    Run single =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--prompt-ids",
+            "1,2,3",
+            "--max-new-tokens",
+            "4",
+            "--json");
+    JsonNode ref = Json.MAPPER.readTree(single.out());
+    for (int i = 0; i < 4; i++) {
+      assertEquals(ref.get("tokens").get(i).get("id"), first.get("tokens").get(i).get("id"));
+    }
+    assertEquals(
+        "line 2: top_p must be in (0, 1], got 1.5",
+        Json.MAPPER.readTree(lines[1]).get("error").asText());
+    JsonNode fim = Json.MAPPER.readTree(lines[2]);
+    assertTrue(fim.get("prompt_tokens").asInt() > 5, lines[2]);
+    assertTrue(
+        Json.MAPPER.readTree(lines[3]).get("error").asText().contains("unknown field 'bogus'"));
+    JsonNode n2 = Json.MAPPER.readTree(lines[4]);
+    assertEquals(2, n2.get("samples").size());
+    assertEquals(2, n2.get("prompt_logprobs").size()); // tokens 2 and 3 given their prefixes
+    assertEquals(1, n2.get("tokens").get(0).get("top_logprobs").size());
+  }
 }
