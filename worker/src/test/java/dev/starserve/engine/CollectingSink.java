@@ -6,7 +6,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
 /** Collects a request's events; {@link #await} returns when every sample has finished. */
-final class CollectingSink implements RequestSink {
+class CollectingSink implements RequestSink {
   final List<List<TokenEvent>> tokens = new ArrayList<>();
   final FinishEvent[] finishes;
   private final CompletableFuture<Void> done = new CompletableFuture<>();

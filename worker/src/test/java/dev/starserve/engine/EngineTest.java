@@ -365,4 +365,93 @@ class EngineTest {
           () -> e.submit(EngineRequest.greedy("bad", new int[] {49152}, 1), new CollectingSink(1)));
     }
   }
+
+  static EngineRequest withStopping(String id, int[] prompt, StoppingParams st, int priority) {
+    return new EngineRequest(id, prompt, SamplingParams.greedy(), st, 1, 0, false, priority, 0);
+  }
+
+  @Test
+  void minNewTokensSuppressesStopIdsUntilReached() {
+    int[] prompt = randomPrompt(21, 30);
+    try (Engine e = engine(512, 8, 256, true)) {
+      CollectingSink probe = new CollectingSink(1);
+      e.submit(EngineRequest.greedy("probe", prompt, 1), probe);
+      int first = probe.await().ids(0)[0];
+      CollectingSink stops = new CollectingSink(1);
+      e.submit(
+          withStopping(
+              "stops",
+              prompt,
+              new StoppingParams(10, 0, false, new int[] {first}, null, false, 0),
+              0),
+          stops);
+      assertEquals(FinishReason.EOS_TOKEN, stops.await().finish(0).reason());
+      assertEquals(1, stops.finish(0).generatedTokens());
+      CollectingSink min = new CollectingSink(1);
+      e.submit(
+          withStopping(
+              "min",
+              prompt,
+              new StoppingParams(10, 3, false, new int[] {first}, null, false, 0),
+              0),
+          min);
+      int[] ids = min.await().ids(0);
+      assertTrue(ids.length >= 3, "generated " + ids.length);
+      for (int i = 0; i < 3; i++) {
+        assertNotEquals(first, ids[i], "stop id emitted before min_new_tokens at " + i);
+      }
+    }
+  }
+
+  @Test
+  void aTimeLimitEndsAGenerationWithTimeLimit() {
+    try (Engine e = engine(512, 8, 256, true)) {
+      CollectingSink s = new CollectingSink(1);
+      e.submit(
+          withStopping(
+              "slow",
+              randomPrompt(22, 20),
+              new StoppingParams(1500, 0, true, null, null, false, 1),
+              0),
+          s);
+      assertEquals(FinishReason.TIME_LIMIT, s.await().finish(0).reason());
+      assertTrue(s.finish(0).generatedTokens() < 1500);
+    }
+  }
+
+  @Test
+  void waitingRequestsAreServedByPriorityThenArrival() {
+    List<String> order = java.util.Collections.synchronizedList(new ArrayList<>());
+    try (Engine e = engine(512, 1, 256, true)) {
+      CollectingSink blocker = new CollectingSink(1);
+      e.submit(
+          withStopping(
+              "blocker",
+              randomPrompt(23, 200),
+              new StoppingParams(40, 0, true, null, null, false, 0),
+              0),
+          blocker);
+      List<CollectingSink> sinks = new ArrayList<>();
+      String[] ids = {"late-low", "urgent", "later-low"};
+      int[] prio = {5, 0, 5};
+      for (int i = 0; i < 3; i++) {
+        String id = ids[i];
+        CollectingSink c =
+            new CollectingSink(1) {
+              @Override
+              public synchronized void onFinish(FinishEvent ev) {
+                order.add(id);
+                super.onFinish(ev);
+              }
+            };
+        e.submit(
+            withStopping(id, randomPrompt(30 + i, 10), StoppingParams.maxTokens(2), prio[i]), c);
+        sinks.add(c);
+      }
+      blocker.await();
+      sinks.forEach(CollectingSink::await);
+      assertTrue(blocker.tokens.get(0).size() == 40);
+      assertEquals(List.of("urgent", "late-low", "later-low"), order);
+    }
+  }
 }
