@@ -175,20 +175,7 @@ public final class Engine implements AutoCloseable {
     long arrival = arrivals++;
     Sequence first = null;
     for (int i = 0; i < r.n(); i++) {
-      SamplingParams p = r.sampling();
-      SamplingParams sp =
-          i == 0
-              ? p
-              : new SamplingParams(
-                  p.temperature(),
-                  p.topK(),
-                  p.topP(),
-                  p.typicalP(),
-                  p.minP(),
-                  p.repetitionPenalty(),
-                  p.presencePenalty(),
-                  p.frequencyPenalty(),
-                  p.seed() + i);
+      SamplingParams sp = i == 0 ? r.sampling() : r.sampling().withSeed(r.sampling().seed() + i);
       Sampler sampler = new Sampler(sp, model.config().vocabSize());
       sampler.observePrompt(prompt);
       Sequence s =
