@@ -163,18 +163,38 @@ final class BenchCommand implements Runnable {
         int vocab = lm.model().config().vocabSize();
         dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
         java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
+        dev.starserve.bench.EngineBench.Level single = null;
         for (int c : concurrency) {
           var l = dev.starserve.bench.EngineBench.run(engine, vocab, c, promptLen, genLen, runs);
+          if (c == 1 && single == null) {
+            single = l;
+          }
           Map<String, Object> m = new LinkedHashMap<>();
           m.put("n", l.n());
           m.put("output_tokens_per_s", l.outputTokensPerSecond());
+          m.put("decode_tokens_per_s", l.decodeTokensPerSecond());
           m.put("ttft_ms", l.ttftMillis());
           m.put("tpot_ms", l.tpotMillis());
+          if (single != null) {
+            m.put("output_vs_single", l.outputTokensPerSecond() / single.outputTokensPerSecond());
+            m.put("decode_vs_single", l.decodeTokensPerSecond() / single.decodeTokensPerSecond());
+          }
           levels.add(m);
           if (!json) {
             System.out.printf(
-                "concurrency %3d: %8.1f output tokens/s  TTFT %8.1f ms  TPOT %7.1f ms%n",
-                l.n(), l.outputTokensPerSecond(), l.ttftMillis(), l.tpotMillis());
+                "concurrency %3d: %8.1f output tokens/s  %8.1f decoding tokens/s  TTFT %8.1f ms"
+                    + "  TPOT %7.1f ms%s%n",
+                l.n(),
+                l.outputTokensPerSecond(),
+                l.decodeTokensPerSecond(),
+                l.ttftMillis(),
+                l.tpotMillis(),
+                single == null || c == 1
+                    ? ""
+                    : String.format(
+                        "  (x%.2f output, x%.2f decoding vs 1)",
+                        l.outputTokensPerSecond() / single.outputTokensPerSecond(),
+                        l.decodeTokensPerSecond() / single.decodeTokensPerSecond()));
           }
         }
         if (json) {

@@ -20,6 +20,14 @@ public interface Backend extends AutoCloseable {
   /** Prepares a weight for this backend: a 2-D tensor as is, a 1-D tensor as {@code [1 × n]}. */
   Matrix upload(TensorView tensor);
 
+  /**
+   * Prepares the weight {@code [out × in]} of a linear layer, which only {@link #linear} reads; a
+   * backend may lay it out for its kernels (the CPU backend packs it into row panels).
+   */
+  default Matrix uploadLinear(TensorView tensor) {
+    return upload(tensor);
+  }
+
   /** Allocates a float32 activation buffer {@code [rows × cols]}. */
   Buffer allocate(int rows, int cols);
 
@@ -34,7 +42,7 @@ public interface Backend extends AutoCloseable {
 
   /**
    * {@code out[t] = x[t] · wᵀ + bias} for rows {@code 0..n-1}: x {@code [n × in]}, w {@code [out ×
-   * in]}, bias {@code [1 × out]} or null.
+   * in]} from {@link #uploadLinear}, bias {@code [1 × out]} or null.
    */
   void linear(Buffer x, int n, Matrix w, Matrix bias, Buffer out);
 

@@ -84,20 +84,21 @@ public final class GptBigCodeModel implements AutoCloseable {
           new Layer(
               backend.upload(l.ln1Weight()),
               backend.upload(l.ln1Bias()),
-              backend.upload(l.cAttnWeight()),
+              backend.uploadLinear(l.cAttnWeight()),
               backend.upload(l.cAttnBias()),
-              backend.upload(l.attnCProjWeight()),
+              backend.uploadLinear(l.attnCProjWeight()),
               backend.upload(l.attnCProjBias()),
               backend.upload(l.ln2Weight()),
               backend.upload(l.ln2Bias()),
-              backend.upload(l.cFcWeight()),
+              backend.uploadLinear(l.cFcWeight()),
               backend.upload(l.cFcBias()),
-              backend.upload(l.mlpCProjWeight()),
+              backend.uploadLinear(l.mlpCProjWeight()),
               backend.upload(l.mlpCProjBias()));
     }
     this.lnFWeight = backend.upload(weights.lnFWeight());
     this.lnFBias = backend.upload(weights.lnFBias());
-    this.lmHead = weights.tiedLmHead() ? wte : backend.upload(weights.lmHead());
+    // Tied: wte is uploaded twice, as a table for the embedding and as a linear weight.
+    this.lmHead = backend.uploadLinear(weights.lmHead());
   }
 
   public GptBigCodeConfig config() {

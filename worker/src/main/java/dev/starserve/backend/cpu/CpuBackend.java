@@ -10,7 +10,7 @@ import dev.starserve.backend.host.HostBackend;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
-import dev.starserve.checkpoint.DType;
+import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -19,19 +19,20 @@ import jdk.incubator.vector.VectorOperators;
  * The CPU backend: Vector API kernels over heap activations and weights mapped from the checkpoint,
  * split over the engine's own {@link ComputePool}.
  *
- * <p>Parallel split per operation: linear layers by output rows (each thread reads a disjoint slice
- * of the weight once for all tokens), attention by (token, head) pairs, element-wise work by rows.
+ * <p>Parallel split per operation: linear layers by panels of output rows ({@link PanelGemm}: each
+ * thread reads a disjoint slice of the weight, packed at load by {@link PackedMatrix}), attention
+ * by (token, head) pairs, element-wise work by rows.
  */
 public final class CpuBackend extends HostBackend {
-  private static final int LINEAR_MIN_ROWS = 16;
   private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
   private final ComputePool pool;
   private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
-  private float[] permuted = new float[0]; // [n × in] activations reordered for bf16 weights
+  private final PanelGemm gemm;
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
+    this.gemm = new PanelGemm(pool);
     this.scores = new float[threads][256];
   }
 
@@ -106,50 +107,32 @@ public final class CpuBackend extends HostBackend {
   }
 
   @Override
+  public Matrix uploadLinear(TensorView tensor) {
+    return PackedMatrix.pack(HostMatrix.of(tensor), pool);
+  }
+
+  @Override
   public void linear(Buffer x, int n, Matrix w, Matrix bias, Buffer out) {
-    float[] in = HostBuffer.of(x).data();
-    float[] o = HostBuffer.of(out).data();
-    HostMatrix wm = HostMatrix.of(w);
+    PackedMatrix wm = PackedMatrix.of(w);
     HostMatrix bm = bias == null ? null : HostMatrix.of(bias);
-    int din = wm.cols();
-    int dout = wm.rows();
-    if (x.cols() != din || out.cols() != dout) {
+    if (x.cols() != wm.cols() || out.cols() != wm.rows()) {
       throw new IllegalArgumentException(
           "linear: input width "
               + x.cols()
               + " / output width "
               + out.cols()
               + " do not match weight "
-              + dout
+              + wm.rows()
               + "×"
-              + din);
+              + wm.cols());
     }
-    float[] xp = null;
-    if (wm.dtype() != DType.F32) {
-      if (permuted.length < n * din) {
-        permuted = new float[n * din];
-      }
-      xp = permuted;
-      VectorKernels.permuteForBf16(in, n, din, xp);
-    }
-    float[] xpFinal = xp;
-    pool.parallelFor(
-        dout,
-        LINEAR_MIN_ROWS,
-        (from, to, worker) ->
-            VectorKernels.linearRows(
-                in,
-                xpFinal,
-                n,
-                din,
-                wm.dtype(),
-                wm.data(),
-                bm == null ? null : bm.dtype(),
-                bm == null ? null : bm.data(),
-                o,
-                dout,
-                from,
-                to));
+    gemm.linear(
+        HostBuffer.of(x).data(),
+        n,
+        wm,
+        bm == null ? null : bm.dtype(),
+        bm == null ? null : bm.data(),
+        HostBuffer.of(out).data());
   }
 
   @Override

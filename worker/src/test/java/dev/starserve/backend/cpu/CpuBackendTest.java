@@ -51,8 +51,10 @@ class CpuBackendTest {
   @ParameterizedTest
   @EnumSource(DType.class)
   void linearMatchesReferenceForEveryDtypeTokenCountAndOddWidths(DType dtype) {
-    int[][] shapes = {{64, 48}, {67, 33}, {200, 130}, {16, 1}};
-    int[] tokenCounts = {1, 3, 4, 5, 9};
+    // Output widths: whole panel pairs (64), an odd panel count (48), partial panels (33, 130, 1);
+    // token counts: decode, part of a group, whole groups, groups plus a tail.
+    int[][] shapes = {{64, 64}, {64, 48}, {67, 33}, {200, 130}, {16, 1}};
+    int[] tokenCounts = {1, 2, 3, 4, 5, 9, 17};
     long seed = 1;
     for (int[] s : shapes) {
       int in = s[0];
@@ -82,8 +84,31 @@ class CpuBackendTest {
     Buffer xb = load(be, x, n + 2, in); // extra rows must be ignored
     Buffer ob = be.allocate(n + 2, out);
     Matrix bias = b == null ? null : be.upload(b);
-    be.linear(xb, n, be.upload(w), bias, ob);
+    be.linear(xb, n, be.uploadLinear(w), bias, ob);
     return read(be, ob, n);
+  }
+
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void linearGivesEachTokenBitIdenticalResultsWhateverItsBatch(DType dtype) {
+    int in = 96;
+    int out = 80; // five panels: a pair, a pair and a single on the decoding path
+    var w = random(arena, "w", dtype, 41, 0, 0.5, out, in);
+    var b = random(arena, "b", dtype, 42, 0, 0.5, out);
+    int n = 11;
+    float[] x = randomArray(43, n * in, 1.0);
+    float[] batched = runLinear(CPU, x, n, in, out, w, b);
+    for (int t = 0; t < n; t++) {
+      float[] one = new float[in];
+      System.arraycopy(x, t * in, one, 0, in);
+      float[] alone = runLinear(CPU, one, 1, in, out, w, b);
+      for (int r = 0; r < out; r++) {
+        assertEquals(
+            Float.floatToIntBits(alone[r]),
+            Float.floatToIntBits(batched[t * out + r]),
+            dtype + " token " + t + " row " + r + " alone vs in a batch of " + n);
+      }
+    }
   }
 
   @ParameterizedTest

@@ -1,0 +1,170 @@
+package dev.starserve.backend.cpu;
+
+import static dev.starserve.backend.cpu.VectorKernels.F;
+import static dev.starserve.backend.cpu.VectorKernels.L;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Kernels over f16 weight panels, in the layout and order of {@link Bf16Panels}. A half {@code h}
+ * widens exactly as {@code float(bits((h & 0x7fff) << 13)) · 2^112} with the sign moved to bit 31:
+ * right for normal and subnormal halves (inf and NaN weights are not supported).
+ */
+final class F16Panels {
+  private F16Panels() {}
+
+  private static final VectorSpecies<Integer> I = VectorKernels.I;
+  private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+  private static final int SIGN = 0x80000000;
+  private static final float TWO_POW_112 = Float.intBitsToFloat(0x77800000);
+
+  /**
+   * Four tokens × one panel: {@code out[o0 + t·os + j] = Σ_k xp[xb + 4k + t] · w(panel row j, k)}
+   * for t in 0..3, j in 0..P-1. {@code xp} holds the four tokens interleaved per column (see {@link
+   * PanelGemm}); {@code wb} is the panel's byte offset.
+   */
+  static void tile4(
+      float[] xp, int xb, int k, MemorySegment w, long wb, float[] out, int o0, int os) {
+    FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
+    FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
+    FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
+    FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
+    int end = xb + 4 * k;
+    for (int c = xb; c < end; c += 4, wb += 4L * L) {
+      IntVector i = IntVector.fromMemorySegment(I, w, wb, LE);
+      FloatVector lo =
+          i.and(0x7fff)
+              .lanewise(VectorOperators.LSHL, 13)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.lanewise(VectorOperators.LSHL, 16).and(SIGN))
+              .reinterpretAsFloats();
+      FloatVector hi =
+          i.lanewise(VectorOperators.LSHR, 3)
+              .and(0x0fffe000)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.and(SIGN))
+              .reinterpretAsFloats();
+      FloatVector v = FloatVector.broadcast(F, xp[c]);
+      a0 = lo.fma(v, a0);
+      b0 = hi.fma(v, b0);
+      v = FloatVector.broadcast(F, xp[c + 1]);
+      a1 = lo.fma(v, a1);
+      b1 = hi.fma(v, b1);
+      v = FloatVector.broadcast(F, xp[c + 2]);
+      a2 = lo.fma(v, a2);
+      b2 = hi.fma(v, b2);
+      v = FloatVector.broadcast(F, xp[c + 3]);
+      a3 = lo.fma(v, a3);
+      b3 = hi.fma(v, b3);
+    }
+    a0.intoArray(out, o0);
+    b0.intoArray(out, o0 + L);
+    a1.intoArray(out, o0 + os);
+    b1.intoArray(out, o0 + os + L);
+    a2.intoArray(out, o0 + 2 * os);
+    b2.intoArray(out, o0 + 2 * os + L);
+    a3.intoArray(out, o0 + 3 * os);
+    b3.intoArray(out, o0 + 3 * os + L);
+  }
+
+  /**
+   * One token × one panel: {@code out[o0 + j] = Σ_k x[x0 + k] · w(panel row j, k)}, accumulated in
+   * exactly the order of {@link #tile4} (so a token's result does not depend on its batch).
+   */
+  static void tile1(float[] x, int x0, int k, MemorySegment w, long wb, float[] out, int o0) {
+    FloatVector a = FloatVector.zero(F);
+    FloatVector b = FloatVector.zero(F);
+    int end = x0 + k;
+    for (int c = x0; c < end; c++, wb += 4L * L) {
+      IntVector i = IntVector.fromMemorySegment(I, w, wb, LE);
+      FloatVector v = FloatVector.broadcast(F, x[c]);
+      a =
+          i.and(0x7fff)
+              .lanewise(VectorOperators.LSHL, 13)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.lanewise(VectorOperators.LSHL, 16).and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, a);
+      b =
+          i.lanewise(VectorOperators.LSHR, 3)
+              .and(0x0fffe000)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, b);
+    }
+    a.intoArray(out, o0);
+    b.intoArray(out, o0 + L);
+  }
+
+  /**
+   * One token × two adjacent panels (decoding: four independent FMA chains keep the loads in
+   * flight), same order as {@link #tile1}; writes {@code out[o0 .. o0 + 2P)}.
+   */
+  static void tile1x2(float[] x, int x0, int k, MemorySegment w, long wb, float[] out, int o0) {
+    long next = (long) k * 4L * L;
+    FloatVector a = FloatVector.zero(F);
+    FloatVector b = FloatVector.zero(F);
+    FloatVector a2 = FloatVector.zero(F);
+    FloatVector b2 = FloatVector.zero(F);
+    int end = x0 + k;
+    for (int c = x0; c < end; c++, wb += 4L * L) {
+      FloatVector v = FloatVector.broadcast(F, x[c]);
+      IntVector i = IntVector.fromMemorySegment(I, w, wb, LE);
+      a =
+          i.and(0x7fff)
+              .lanewise(VectorOperators.LSHL, 13)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.lanewise(VectorOperators.LSHL, 16).and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, a);
+      b =
+          i.lanewise(VectorOperators.LSHR, 3)
+              .and(0x0fffe000)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(i.and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, b);
+      IntVector j = IntVector.fromMemorySegment(I, w, wb + next, LE);
+      a2 =
+          j.and(0x7fff)
+              .lanewise(VectorOperators.LSHL, 13)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(j.lanewise(VectorOperators.LSHL, 16).and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, a2);
+      b2 =
+          j.lanewise(VectorOperators.LSHR, 3)
+              .and(0x0fffe000)
+              .reinterpretAsFloats()
+              .mul(TWO_POW_112)
+              .reinterpretAsInts()
+              .or(j.and(SIGN))
+              .reinterpretAsFloats()
+              .fma(v, b2);
+    }
+    a.intoArray(out, o0);
+    b.intoArray(out, o0 + L);
+    a2.intoArray(out, o0 + 2 * L);
+    b2.intoArray(out, o0 + 3 * L);
+  }
+}

@@ -1,0 +1,163 @@
+package dev.starserve.backend.cpu;
+
+import dev.starserve.checkpoint.DType;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * {@code out[t·rows + r] = Σ_k x[t·cols + k] · w[r, k] + bias[r]} over a {@link PackedMatrix}, the
+ * weight split between the pool's threads by panels (each thread reads its own part of the weight
+ * and writes its own output columns).
+ *
+ * <p>One token (decoding) reads the activations in place and the weights once: bandwidth-bound.
+ * Several tokens are first interleaved in groups of four ({@code xp}) so that one weight load feeds
+ * eight fused multiply-adds: compute-bound. The tokens are taken in blocks whose activations stay
+ * in the L2 cache while every panel of the thread passes over them.
+ *
+ * <pre>
+ * xp, group g (tokens 4g..4g+3, zero past n):  x[4g][0] x[4g+1][0] x[4g+2][0] x[4g+3][0] x[4g][1] …
+ * </pre>
+ *
+ * <p>Not thread-safe: one owner (the engine loop) calls it.
+ */
+final class PanelGemm {
+  private static final int P = PackedMatrix.P;
+  private static final int GROUP = 4;
+  // Activations of one token block: a quarter of a typical 1-2 MiB L2, leaving room for panels.
+  private static final int BLOCK_FLOATS = 64 * 1024;
+
+  private final ComputePool pool;
+  private final float[][] scratch; // [worker][GROUP × P] outputs of a partial tile
+  private float[] xp = new float[0]; // [groups × cols × GROUP]
+
+  PanelGemm(ComputePool pool) {
+    this.pool = pool;
+    this.scratch = new float[pool.parallelism()][GROUP * P];
+  }
+
+  void linear(float[] x, int n, PackedMatrix w, DType bt, MemorySegment bias, float[] out) {
+    int rows = w.rows();
+    int cols = w.cols();
+    if (n == 1) {
+      // Pairs of panels, so that each thread runs the two-panel kernel.
+      pool.parallelFor(
+          (w.panels() + 1) / 2,
+          4,
+          (from, to, worker) -> {
+            decode(x, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
+            addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));
+          });
+      return;
+    }
+    int groups = (n + GROUP - 1) / GROUP;
+    if (xp.length < groups * cols * GROUP) {
+      xp = new float[groups * cols * GROUP];
+    }
+    interleave(x, n, cols, xp);
+    float[] packed = xp;
+    int groupsPerBlock = Math.max(1, BLOCK_FLOATS / (cols * GROUP));
+    pool.parallelFor(
+        w.panels(),
+        1,
+        (from, to, worker) -> {
+          for (int g0 = 0; g0 < groups; g0 += groupsPerBlock) {
+            int g1 = Math.min(groups, g0 + groupsPerBlock);
+            for (int p = from; p < to; p++) {
+              for (int g = g0; g < g1; g++) {
+                tile(packed, g, n, w, p, out, worker);
+              }
+            }
+          }
+          addBias(out, n, rows, bt, bias, from * P, Math.min(to * P, rows));
+        });
+  }
+
+  /** Four tokens (group g) × panel p, through the scratch tile when either is partial. */
+  private void tile(float[] xpk, int g, int n, PackedMatrix w, int p, float[] out, int worker) {
+    int rows = w.rows();
+    int cols = w.cols();
+    int t0 = g * GROUP;
+    int r0 = p * P;
+    boolean full = t0 + GROUP <= n && r0 + P <= rows;
+    float[] dst = full ? out : scratch[worker];
+    int o0 = full ? t0 * rows + r0 : 0;
+    int os = full ? rows : P;
+    int xb = g * cols * GROUP;
+    long wb = w.panelOffset(p);
+    switch (w.dtype()) {
+      case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+      case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+      case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+    }
+    if (!full) {
+      int tn = Math.min(GROUP, n - t0);
+      int rn = Math.min(P, rows - r0);
+      for (int t = 0; t < tn; t++) {
+        System.arraycopy(dst, t * P, out, (t0 + t) * rows + r0, rn);
+      }
+    }
+  }
+
+  /** One token × panels {@code [p0, p1)}, two at a time. */
+  private void decode(float[] x, PackedMatrix w, float[] out, int p0, int p1, int worker) {
+    int rows = w.rows();
+    int cols = w.cols();
+    MemorySegment d = w.data();
+    int p = p0;
+    for (; p + 2 <= p1 && (p + 2) * P <= rows; p += 2) {
+      long wb = w.panelOffset(p);
+      switch (w.dtype()) {
+        case BF16 -> Bf16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
+        case F16 -> F16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
+        case F32 -> F32Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
+      }
+    }
+    for (; p < p1; p++) {
+      int r0 = p * P;
+      boolean full = r0 + P <= rows;
+      float[] dst = full ? out : scratch[worker];
+      int o0 = full ? r0 : 0;
+      long wb = w.panelOffset(p);
+      switch (w.dtype()) {
+        case BF16 -> Bf16Panels.tile1(x, 0, cols, d, wb, dst, o0);
+        case F16 -> F16Panels.tile1(x, 0, cols, d, wb, dst, o0);
+        case F32 -> F32Panels.tile1(x, 0, cols, d, wb, dst, o0);
+      }
+      if (!full) {
+        System.arraycopy(dst, 0, out, r0, rows - r0);
+      }
+    }
+  }
+
+  private static void interleave(float[] x, int n, int cols, float[] xp) {
+    int groups = (n + GROUP - 1) / GROUP;
+    for (int g = 0; g < groups; g++) {
+      int base = g * cols * GROUP;
+      for (int t = 0; t < GROUP; t++) {
+        int token = g * GROUP + t;
+        if (token < n) {
+          int src = token * cols;
+          for (int k = 0; k < cols; k++) {
+            xp[base + k * GROUP + t] = x[src + k];
+          }
+        } else {
+          for (int k = 0; k < cols; k++) {
+            xp[base + k * GROUP + t] = 0f;
+          }
+        }
+      }
+    }
+  }
+
+  private static void addBias(
+      float[] out, int n, int rows, DType bt, MemorySegment bias, int c0, int c1) {
+    if (bias == null) {
+      return;
+    }
+    for (int t = 0; t < n; t++) {
+      int o = t * rows;
+      for (int c = c0; c < c1; c++) {
+        out[o + c] += VectorKernels.get(bt, bias, c);
+      }
+    }
+  }
+}
