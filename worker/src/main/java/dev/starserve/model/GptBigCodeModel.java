@@ -126,11 +126,6 @@ public final class GptBigCodeModel implements AutoCloseable {
     return newKvCache(numBlocks, blockSize, KvDType.FP32);
   }
 
-  /** Bytes one token position takes in a float32 K/V cache, all layers. */
-  public long kvBytesPerToken() {
-    return 2L * config.nLayer() * config.kvDim() * Float.BYTES;
-  }
-
   /**
    * Runs every token of {@code batch} through the model, storing their K/V in {@code cache}, and
    * writes the raw logits of the tokens at {@code logitRows} (indices into the batch) to {@code
