@@ -159,7 +159,7 @@ final class BenchCommand implements Runnable {
                   lm.model(),
                   lm.tokenizer(),
                   lm.dir().eosTokenIds(),
-                  engineOptions.toConfig(lm.model()))) {
+                  engineOptions.toConfig(lm.model().config()))) {
         int vocab = lm.model().config().vocabSize();
         dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
         java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
@@ -203,6 +203,8 @@ final class BenchCommand implements Runnable {
           m.put("threads", t);
           m.put("prompt_len", promptLen);
           m.put("gen_len", genLen);
+          m.put("kv_cache_dtype", engine.config().kvCacheDtype().cliName());
+          m.put("kv_cache_blocks", engine.config().numBlocks());
           m.put("concurrency", levels);
           System.out.println(Json.write(m));
         }

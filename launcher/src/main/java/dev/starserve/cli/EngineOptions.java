@@ -1,8 +1,10 @@
 package dev.starserve.cli;
 
+import dev.starserve.backend.KvDType;
 import dev.starserve.engine.EngineConfig;
 import dev.starserve.engine.sched.SchedulerConfig;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.GptBigCodeConfig;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /** The engine flags shared by every command that runs an engine. */
@@ -24,8 +26,11 @@ final class EngineOptions {
   @Option(
       names = "--kv-cache-dtype",
       defaultValue = "fp32",
-      description = "KV storage dtype: fp32 (bf16 is not implemented yet)")
-  String kvCacheDtype;
+      converter = KvDTypeConverter.class,
+      description =
+          "KV storage dtype: fp32, or bf16 (half the bytes per token, so twice the blocks from"
+              + " --kv-cache-memory) (default: ${DEFAULT-VALUE})")
+  KvDType kvCacheDtype;
 
   @Option(
       names = "--max-num-seqs",
@@ -48,11 +53,22 @@ final class EngineOptions {
       description = "reuse the KV of shared prompt prefixes (default: on)")
   boolean prefixCaching;
 
-  EngineConfig toConfig(GptBigCodeModel model) {
-    if (!kvCacheDtype.equals("fp32")) {
-      throw new IllegalArgumentException(
-          "--kv-cache-dtype " + kvCacheDtype + " is not implemented yet; only fp32 is");
+  /** Parses {@code --kv-cache-dtype} while the command line is read, before a model is loaded. */
+  static final class KvDTypeConverter implements CommandLine.ITypeConverter<KvDType> {
+    @Override
+    public KvDType convert(String value) {
+      try {
+        return KvDType.fromCliName(value);
+      } catch (IllegalArgumentException e) {
+        // picocli prefixes "Invalid value for option '--kv-cache-dtype': ".
+        throw new CommandLine.TypeConversionException(
+            "must be one of " + KvDType.allowedNames() + ", got '" + value + "'");
+      }
     }
+  }
+
+  /** The engine sizing for a model of this shape. */
+  EngineConfig toConfig(GptBigCodeConfig shape) {
     int blocks =
         kvCacheBlocks != null
             ? kvCacheBlocks
@@ -61,9 +77,13 @@ final class EngineOptions {
                     ? EngineConfig.DEFAULT_KV_CACHE_MEMORY
                     : parseBytes(kvCacheMemory),
                 blockSize,
-                model.kvBytesPerToken());
+                shape.kvBytesPerToken(kvCacheDtype));
     return new EngineConfig(
-        blockSize, blocks, new SchedulerConfig(maxNumSeqs, maxNumBatchedTokens), prefixCaching);
+        blockSize,
+        blocks,
+        kvCacheDtype,
+        new SchedulerConfig(maxNumSeqs, maxNumBatchedTokens),
+        prefixCaching);
   }
 
   static long parseBytes(String s) {

@@ -76,7 +76,8 @@ final class GenerateCommand implements Callable<Integer> {
     try (LoadedModel lm =
         LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads)) {
       if (prompt.requests != null) {
-        return RequestFileRunner.run(lm, engineOptions.toConfig(lm.model()), prompt.requests, out);
+        return RequestFileRunner.run(
+            lm, engineOptions.toConfig(lm.model().config()), prompt.requests, out);
       }
       int[] ids = prompt.ids != null ? prompt.ids : lm.tokenizer().encode(prompt.text);
       GreedyGenerator gen = new GreedyGenerator(lm.model(), lm.tokenizer(), lm.dir().eosTokenIds());

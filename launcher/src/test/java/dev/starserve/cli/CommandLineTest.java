@@ -169,6 +169,48 @@ class CommandLineTest {
   }
 
   @Test
+  void requestsRunWithABf16KvCacheAndOtherKvDtypesAreRejectedBeforeLoading() throws Exception {
+    Path in = tmp.resolve("bf16-requests.jsonl");
+    Files.writeString(in, "{\"prompt_ids\": [1, 2, 3], \"max_new_tokens\": 4}\n");
+    Run ok =
+        run(
+            "generate",
+            "--model",
+            model.toString(),
+            "--requests",
+            in.toString(),
+            "--kv-cache-memory",
+            "1m",
+            "--kv-cache-dtype",
+            "bf16");
+    assertEquals(0, ok.code(), ok.err());
+    JsonNode first = Json.MAPPER.readTree(ok.out().split("\n")[0]);
+    assertEquals(4, first.get("tokens").size(), ok.out());
+    assertEquals("length", first.get("finish_reason").asText());
+
+    for (String bad : new String[] {"fp16", "garbage"}) {
+      Run r =
+          run(
+              "generate",
+              "--model",
+              tmp.resolve("not-loaded").toString(),
+              "--requests",
+              in.toString(),
+              "--kv-cache-dtype",
+              bad);
+      assertEquals(2, r.code(), r.err());
+      assertTrue(
+          r.err()
+              .contains(
+                  "Invalid value for option '--kv-cache-dtype': must be one of fp32, bf16, got '"
+                      + bad
+                      + "'"),
+          r.err());
+      assertTrue(!r.err().contains("not-loaded"), "rejected before the model is opened");
+    }
+  }
+
+  @Test
   void requestsFileRunsEveryLineInOneEngineAndAnswersBadLinesInPlace() throws Exception {
     Path in = tmp.resolve("requests.jsonl");
     Files.writeString(

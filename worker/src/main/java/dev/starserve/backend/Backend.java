@@ -31,8 +31,8 @@ public interface Backend extends AutoCloseable {
   /** Allocates a float32 activation buffer {@code [rows × cols]}. */
   Buffer allocate(int rows, int cols);
 
-  /** Allocates the paged K/V cache. */
-  KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim);
+  /** Allocates the paged K/V cache, storing values as {@code dtype}. */
+  KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim, KvDType dtype);
 
   /** {@code out[t] = wte[ids[t]] + wpe[positions[t]]} for the batch's tokens. */
   void embed(BatchLayout batch, Matrix wte, Matrix wpe, Buffer out);
@@ -59,7 +59,9 @@ public interface Backend extends AutoCloseable {
    * Causal attention for every token of the batch: first stores each token's K and V (taken from
    * its {@code qkv} row) in the cache slot {@code batch.slotMapping()}, then for each query head
    * computes {@code softmax(scale · q·Kᵀ) · V} over positions {@code 0..positions[t]} of the
-   * token's sequence, read from the cache. Softmax in float32.
+   * token's sequence, read from the cache. Values are rounded to the cache's {@link KvDType} when
+   * stored (so a token attends to its own K/V as stored too); scores, softmax and the weighted sum
+   * are float32.
    */
   void attention(
       Buffer qkv, BatchLayout batch, AttentionShape shape, KvCache cache, int layer, Buffer out);

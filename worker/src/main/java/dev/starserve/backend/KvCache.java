@@ -19,4 +19,7 @@ public interface KvCache {
   int blockSize();
 
   int kvDim();
+
+  /** How the values are stored. */
+  KvDType dtype();
 }

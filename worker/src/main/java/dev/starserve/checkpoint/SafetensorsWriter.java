@@ -206,7 +206,7 @@ public final class SafetensorsWriter {
         case F32 -> MemorySegment.copy(buf, 0, seg, F32_LE, at, count);
         case BF16 -> {
           for (int i = 0; i < count; i++) {
-            half[i] = floatToBf16(buf[i]);
+            half[i] = Bf16.round(buf[i]);
           }
           MemorySegment.copy(half, 0, seg, I16_LE, at, count);
         }
@@ -259,23 +259,5 @@ public final class SafetensorsWriter {
       out[i] = ' ';
     }
     return out;
-  }
-
-  /**
-   * float32 to bfloat16 bits with round-to-nearest-even, as PyTorch converts. NaN stays a (quiet)
-   * NaN with its sign; values that round past the largest bf16 become infinity.
-   */
-  public static short floatToBf16(float f) {
-    int bits = Float.floatToRawIntBits(f);
-    if ((bits & 0x7fff_ffff) > 0x7f80_0000) {
-      return (short) ((bits >>> 16) | 0x0040);
-    }
-    int lsb = (bits >>> 16) & 1;
-    return (short) ((bits + 0x7fff + lsb) >>> 16);
-  }
-
-  /** bfloat16 bits to float32 (exact). */
-  public static float bf16ToFloat(short h) {
-    return Float.intBitsToFloat((h & 0xffff) << 16);
   }
 }

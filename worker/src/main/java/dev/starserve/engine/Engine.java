@@ -64,7 +64,8 @@ public final class Engine implements AutoCloseable {
     this.config = config;
     this.kv = new KvBlockManager(config.numBlocks(), config.blockSize(), config.prefixCaching());
     this.scheduler = new dev.starserve.engine.sched.Scheduler(config.scheduler(), kv);
-    KvCache cache = model.newKvCache(config.numBlocks(), config.blockSize());
+    KvCache cache = model.newKvCache(config.numBlocks(), config.blockSize(), config.kvCacheDtype());
+    LOG.info(config.describeKvCache(model.config().kvBytesPerToken(config.kvCacheDtype())));
     this.runner = new ModelRunner(model, cache, kv);
     this.thread = Thread.ofPlatform().name("starserve-engine").unstarted(this::loop);
     thread.start();

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.core.util.DefaultPrettyPrinter;
 import com.fasterxml.jackson.core.util.Separators;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.starserve.backend.KvDType;
 import dev.starserve.checkpoint.CheckpointException;
 import dev.starserve.checkpoint.DType;
 import java.io.IOException;
@@ -108,6 +109,11 @@ public record GptBigCodeConfig(
   /** Width of K (and of V): kvHeads · headDim. */
   public int kvDim() {
     return kvHeads() * headDim();
+  }
+
+  /** Bytes one token position takes in a K/V cache storing {@code dtype}: K and V, every layer. */
+  public long kvBytesPerToken(KvDType dtype) {
+    return 2L * nLayer * kvDim() * dtype.byteSize();
   }
 
   /** Output width of the fused c_attn projection: Q (n_embd) then K then V. */

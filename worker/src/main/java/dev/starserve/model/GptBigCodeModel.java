@@ -5,6 +5,7 @@ import dev.starserve.backend.Backend;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
+import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
 
 /**
@@ -113,14 +114,17 @@ public final class GptBigCodeModel implements AutoCloseable {
     return shape;
   }
 
-  /** A K/V cache for this model: {@code numBlocks} blocks of {@code blockSize} positions. */
-  public KvCache newKvCache(int numBlocks, int blockSize) {
-    return backend.allocateKvCache(config.nLayer(), numBlocks, blockSize, config.kvDim());
+  /**
+   * A K/V cache for this model: {@code numBlocks} blocks of {@code blockSize} positions, storing
+   * {@code dtype}.
+   */
+  public KvCache newKvCache(int numBlocks, int blockSize, KvDType dtype) {
+    return backend.allocateKvCache(config.nLayer(), numBlocks, blockSize, config.kvDim(), dtype);
   }
 
-  /** Bytes one token position takes in a float32 K/V cache, all layers. */
-  public long kvBytesPerToken() {
-    return 2L * config.nLayer() * config.kvDim() * Float.BYTES;
+  /** A float32 K/V cache (the exact one; the sequential paths and tests use it). */
+  public KvCache newKvCache(int numBlocks, int blockSize) {
+    return newKvCache(numBlocks, blockSize, KvDType.FP32);
   }
 
   /**

@@ -21,50 +21,6 @@ class SafetensorsWriterTest {
 
   @TempDir Path dir;
 
-  private static short bf16(float f) {
-    return SafetensorsWriter.floatToBf16(f);
-  }
-
-  private static float bits(int b) {
-    return Float.intBitsToFloat(b);
-  }
-
-  @Test
-  void bf16RoundsToNearestEvenOnKnownBitPatterns() {
-    assertEquals((short) 0x3f80, bf16(1f)); // exact
-    assertEquals((short) 0x3f80, bf16(bits(0x3f80_7fff))); // below half: down
-    assertEquals((short) 0x3f81, bf16(bits(0x3f80_8001))); // above half: up
-    assertEquals((short) 0x3f80, bf16(bits(0x3f80_8000))); // tie, even below: stays
-    assertEquals((short) 0x3f82, bf16(bits(0x3f81_8000))); // tie, odd below: up to even
-    assertEquals((short) 0xbf82, bf16(bits(0xbf81_8000))); // same for negatives
-    assertEquals((short) 0x4000, bf16(bits(0x3fff_8000))); // carry into the exponent
-    assertEquals((short) 0x7f80, bf16(bits(0x7f7f_ffff))); // max float rounds to +inf
-    assertEquals((short) 0x7f80, bf16(Float.POSITIVE_INFINITY));
-    assertEquals((short) 0xff80, bf16(Float.NEGATIVE_INFINITY));
-    assertEquals((short) 0x8000, bf16(-0f));
-    assertEquals((short) 0x0001, bf16(bits(0x0000_8001))); // subnormal rounds up
-    assertEquals((short) 0x0000, bf16(bits(0x0000_8000))); // subnormal tie to even zero
-  }
-
-  @Test
-  void bf16KeepsNanANanEvenWhenOnlyLowMantissaBitsAreSet() {
-    short h = bf16(bits(0x7f80_0001)); // truncation alone would give +inf
-    assertTrue(Float.isNaN(SafetensorsWriter.bf16ToFloat(h)));
-    assertTrue(Float.isNaN(SafetensorsWriter.bf16ToFloat(bf16(bits(0xffc0_0000)))));
-    assertTrue(bf16(bits(0xffc0_0000)) < 0); // sign kept
-  }
-
-  @Test
-  void bf16ErrorIsAtMostHalfAnUlpOnRandomValues() {
-    java.util.SplittableRandom r = new java.util.SplittableRandom(7);
-    for (int i = 0; i < 100_000; i++) {
-      float x = (float) (r.nextGaussian() * Math.pow(10, r.nextInt(-20, 20)));
-      float y = SafetensorsWriter.bf16ToFloat(bf16(x));
-      float ulp = Math.ulp(y) * (1 << 16); // bf16 keeps 7 of float's 23 mantissa bits
-      assertTrue(Math.abs(x - y) <= ulp / 2, x + " -> " + y);
-    }
-  }
-
   @Test
   void headerIsCompactJsonPaddedWithSpacesToAMultipleOfEight() {
     SafetensorsWriter.Filler zeros = (s, d, n) -> {};
@@ -130,7 +86,7 @@ class SafetensorsWriterTest {
         assertEquals(Float.float16ToFloat(Float.floatToFloat16(0.125f * want)), t16.getFloat(i));
         long j = 2 * big + i; // last row of the bf16 tensor: its own chunk numbering
         float wantB = (1f / 3) * ((j % 1000) - 500);
-        assertEquals(SafetensorsWriter.bf16ToFloat(bf16(wantB)), tb.getFloat(j));
+        assertEquals(Bf16.widen(Bf16.round(wantB)), tb.getFloat(j));
       }
     }
   }

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.starserve.backend.KvDType;
 import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.checkpoint.DType;
 import dev.starserve.engine.sched.SchedulerConfig;
@@ -76,7 +77,8 @@ class EngineTest {
         model,
         tokenizer,
         EOS,
-        new EngineConfig(16, numBlocks, new SchedulerConfig(maxSeqs, maxTokens), prefixCaching));
+        new EngineConfig(
+            16, numBlocks, KvDType.FP32, new SchedulerConfig(maxSeqs, maxTokens), prefixCaching));
   }
 
   static int[] randomPrompt(long seed, int n) {

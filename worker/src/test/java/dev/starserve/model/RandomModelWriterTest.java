@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.starserve.checkpoint.Bf16;
 import dev.starserve.checkpoint.Checkpoint;
 import dev.starserve.checkpoint.CheckpointException;
 import dev.starserve.checkpoint.DType;
@@ -58,7 +59,7 @@ class RandomModelWriterTest {
   private static float stored(DType dtype, float x) {
     return switch (dtype) {
       case F32 -> x;
-      case BF16 -> SafetensorsWriter.bf16ToFloat(SafetensorsWriter.floatToBf16(x));
+      case BF16 -> Bf16.widen(Bf16.round(x));
       case F16 -> Float.float16ToFloat(Float.floatToFloat16(x));
     };
   }

@@ -201,8 +201,6 @@ public final class CpuBackend extends HostBackend {
     float[] in = HostBuffer.of(qkv).data();
     float[] o = HostBuffer.of(out).data();
     HostKvCache kv = HostKvCache.of(cache);
-    float[] keys = kv.keys(layer);
-    float[] values = kv.values(layer);
     int hd = shape.headDim();
     int qkvDim = shape.qkvDim();
     int kvDim = shape.kvDim();
@@ -212,8 +210,8 @@ public final class CpuBackend extends HostBackend {
     for (int t = 0; t < n; t++) {
       int slot = batch.slotMapping()[t];
       for (int kh = 0; kh < shape.kvHeads(); kh++) {
-        System.arraycopy(in, t * qkvDim + shape.kOffset(kh), keys, slot * kvDim + kh * hd, hd);
-        System.arraycopy(in, t * qkvDim + shape.vOffset(kh), values, slot * kvDim + kh * hd, hd);
+        kv.storeKey(layer, slot * kvDim + kh * hd, in, t * qkvDim + shape.kOffset(kh), hd);
+        kv.storeValue(layer, slot * kvDim + kh * hd, in, t * qkvDim + shape.vOffset(kh), hd);
       }
       maxLen = Math.max(maxLen, batch.positions()[t] + 1);
     }
@@ -221,6 +219,12 @@ public final class CpuBackend extends HostBackend {
       float[][] grown = new float[scores.length][Math.max(maxLen, scores[0].length * 2)];
       scores = grown;
     }
+    // NOTE: one pair of arrays is null; the storage is picked per position with a null test (a
+    // branch that always goes the same way) rather than a type test inside the loop.
+    float[] keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
+    float[] valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
+    short[] keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
+    short[] valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
     float[][] scratch = scores;
     int nHead = shape.nHead();
     float scale = shape.scale();
@@ -238,8 +242,12 @@ public final class CpuBackend extends HostBackend {
             int q = t * qkvDim + shape.qOffset(h);
             float max = Float.NEGATIVE_INFINITY;
             for (int j = 0; j < len; j++) {
-              float v =
-                  VectorKernels.dot(in, q, keys, batch.slotOf(seq, j) * kvDim + kvOff, hd) * scale;
+              int k = batch.slotOf(seq, j) * kvDim + kvOff;
+              float dot =
+                  keysF != null
+                      ? VectorKernels.dot(in, q, keysF, k, hd)
+                      : KvBf16Kernels.dot(in, q, keysB, k, hd);
+              float v = dot * scale;
               s[j] = v;
               max = Math.max(max, v);
             }
@@ -253,8 +261,12 @@ public final class CpuBackend extends HostBackend {
             java.util.Arrays.fill(o, dst, dst + hd, 0f);
             float inv = 1f / sum;
             for (int j = 0; j < len; j++) {
-              VectorKernels.axpy(
-                  s[j] * inv, values, batch.slotOf(seq, j) * kvDim + kvOff, o, dst, hd);
+              int row = batch.slotOf(seq, j) * kvDim + kvOff;
+              if (valuesF != null) {
+                VectorKernels.axpy(s[j] * inv, valuesF, row, o, dst, hd);
+              } else {
+                KvBf16Kernels.axpy(s[j] * inv, valuesB, row, o, dst, hd);
+              }
             }
           }
         });

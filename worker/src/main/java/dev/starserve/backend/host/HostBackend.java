@@ -4,13 +4,14 @@ import dev.starserve.backend.Backend;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
+import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
 import dev.starserve.checkpoint.TensorView;
 
 /**
  * What every backend on the Java heap shares: weights read in place from the mapped checkpoint,
- * activations and the K/V cache as float arrays, and the data movement that is not a kernel
- * (embedding lookup, row gathering, reading results back). Subclasses supply the math.
+ * activations as float arrays, the K/V cache as float or bf16 arrays, and the data movement that is
+ * not a kernel (embedding lookup, row gathering, reading results back). Subclasses supply the math.
  */
 public abstract class HostBackend implements Backend {
 
@@ -25,8 +26,9 @@ public abstract class HostBackend implements Backend {
   }
 
   @Override
-  public KvCache allocateKvCache(int layers, int numBlocks, int blockSize, int kvDim) {
-    return new HostKvCache(layers, numBlocks, blockSize, kvDim);
+  public KvCache allocateKvCache(
+      int layers, int numBlocks, int blockSize, int kvDim, KvDType dtype) {
+    return HostKvCache.allocate(layers, numBlocks, blockSize, kvDim, dtype);
   }
 
   @Override

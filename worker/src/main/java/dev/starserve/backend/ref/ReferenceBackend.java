@@ -98,8 +98,6 @@ public final class ReferenceBackend extends HostBackend {
     float[] in = HostBuffer.of(qkv).data();
     float[] o = HostBuffer.of(out).data();
     HostKvCache kv = HostKvCache.of(cache);
-    float[] keys = kv.keys(layer);
-    float[] values = kv.values(layer);
     int hd = shape.headDim();
     int qkvDim = shape.qkvDim();
     int kvDim = shape.kvDim();
@@ -108,10 +106,8 @@ public final class ReferenceBackend extends HostBackend {
     for (int t = 0; t < n; t++) {
       int slot = batch.slotMapping()[t];
       for (int kh = 0; kh < shape.kvHeads(); kh++) {
-        for (int c = 0; c < hd; c++) {
-          keys[slot * kvDim + kh * hd + c] = in[t * qkvDim + shape.kOffset(kh) + c];
-          values[slot * kvDim + kh * hd + c] = in[t * qkvDim + shape.vOffset(kh) + c];
-        }
+        kv.storeKey(layer, slot * kvDim + kh * hd, in, t * qkvDim + shape.kOffset(kh), hd);
+        kv.storeValue(layer, slot * kvDim + kh * hd, in, t * qkvDim + shape.vOffset(kh), hd);
       }
     }
     for (int t = 0; t < n; t++) {
@@ -126,7 +122,7 @@ public final class ReferenceBackend extends HostBackend {
           int k = batch.slotOf(seq, j) * kvDim + kh * hd;
           float dot = 0;
           for (int c = 0; c < hd; c++) {
-            dot += in[q + c] * keys[k + c];
+            dot += in[q + c] * kv.key(layer, k + c);
           }
           scores[j] = dot * shape.scale();
           max = Math.max(max, scores[j]);
@@ -139,7 +135,7 @@ public final class ReferenceBackend extends HostBackend {
         for (int c = 0; c < hd; c++) {
           float acc = 0;
           for (int j = 0; j < len; j++) {
-            acc += scores[j] * values[batch.slotOf(seq, j) * kvDim + kh * hd + c];
+            acc += scores[j] * kv.value(layer, batch.slotOf(seq, j) * kvDim + kh * hd + c);
           }
           o[t * outDim + h * hd + c] = acc / sum;
         }

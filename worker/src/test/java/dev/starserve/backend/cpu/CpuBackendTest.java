@@ -11,6 +11,7 @@ import dev.starserve.backend.Backend;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
+import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.ref.ReferenceBackend;
@@ -20,6 +21,7 @@ import java.lang.foreign.Arena;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /** Every CPU kernel against the scalar reference backend on fresh random inputs. */
@@ -189,19 +191,25 @@ class CpuBackendTest {
 
   /**
    * Two sequences with scattered block tables, each filled by a prefill chunk, a second chunk and
-   * then one decode token, for multi-query and multi-head layouts.
+   * then one decode token, for multi-query and multi-head layouts and both cache dtypes.
+   *
+   * <p>Both backends store the same rounded bits in a bf16 cache and read them back widened, so the
+   * CPU kernels are held to the float32 tolerance there too. A head width of 23 leaves a scalar
+   * tail after the vector body whatever the vector length.
    */
-  @ParameterizedTest
-  @org.junit.jupiter.params.provider.ValueSource(ints = {1, 4})
-  void pagedAttentionMatchesReferenceOverChunksAndSequences(int kvHeads) {
+  @ParameterizedTest(name = "kvHeads={0} headDim={1} {2}")
+  @CsvSource({
+    "1, 16, FP32", "4, 16, FP32", "1, 23, FP32", "4, 23, FP32",
+    "1, 16, BF16", "4, 16, BF16", "1, 23, BF16", "4, 23, BF16",
+  })
+  void pagedAttentionMatchesReferenceOverChunksAndSequences(int kvHeads, int hd, KvDType dtype) {
     int nHead = 4;
-    int hd = 16;
     AttentionShape shape = new AttentionShape(nHead, kvHeads, hd, 0.25f);
     int blockSize = 4;
     int[][] tables = {{5, 1, 7, 2, 0}, {3, 6, 4, 8, 9}};
     int[][] steps = {{0, 7, 1, 5}, {7, 6, 5, 3}, {13, 1, 8, 1}}; // {startA, lenA, startB, lenB}
-    KvCache refCache = REF.allocateKvCache(1, 10, blockSize, shape.kvDim());
-    KvCache cpuCache = CPU.allocateKvCache(1, 10, blockSize, shape.kvDim());
+    KvCache refCache = REF.allocateKvCache(1, 10, blockSize, shape.kvDim(), dtype);
+    KvCache cpuCache = CPU.allocateKvCache(1, 10, blockSize, shape.kvDim(), dtype);
     long seed = 100;
     for (int[] st : steps) {
       int n = st[1] + st[3];
@@ -219,7 +227,13 @@ class CpuBackendTest {
       float[] qkv = randomArray(seed++, n * shape.qkvDim(), 1.0);
       float[] ref = runAttention(REF, qkv, batch, shape, refCache);
       float[] got = runAttention(CPU, qkv, batch, shape, cpuCache);
-      assertClose(ref, got, n * shape.outDim(), ATOL, RTOL, "attention kvHeads=" + kvHeads);
+      assertClose(
+          ref,
+          got,
+          n * shape.outDim(),
+          ATOL,
+          RTOL,
+          dtype + " attention kvHeads=" + kvHeads + " hd=" + hd);
     }
   }
 
