@@ -288,6 +288,7 @@ final class RequestLine {
       toks.add(m);
       text.append(e.text());
     }
+    text.append(f.trailingText());
     Map<String, Object> out = new java.util.LinkedHashMap<>();
     out.put("tokens", toks);
     out.put("text", text.toString());

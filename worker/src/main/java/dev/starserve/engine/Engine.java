@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,8 +28,13 @@ import org.slf4j.LoggerFactory;
  * through each request's {@link RequestSink}.
  *
  * <pre>
- * submit/abort ──► inbox ──► [loop] drain inbox → schedule() → runner.execute() → update() ─► sinks
+ * submit/abort ──► inbox ──► [loop] drain inbox → expire deadlines → schedule()
+ *                                   → runner.execute() → update() ─► sinks
  * </pre>
+ *
+ * <p>A request's time limit counts from its submission and ends it wherever it is: waiting in the
+ * queue, half-way through a chunked prefill, preempted, or generating. The loop looks at the
+ * soonest deadlines before every step, so an expired request gives back its blocks within one step.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
@@ -47,8 +54,10 @@ public final class Engine implements AutoCloseable {
   private final KvBlockManager kv;
   private final Scheduler scheduler;
   private final ModelRunner runner;
+  private final LongSupplier clock;
   private final LinkedBlockingQueue<Command> inbox = new LinkedBlockingQueue<>();
   private final Set<String> liveIds = ConcurrentHashMap.newKeySet();
+  private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
   private volatile EngineStats stats = EngineStats.EMPTY;
   private volatile boolean closed;
@@ -58,7 +67,21 @@ public final class Engine implements AutoCloseable {
 
   public Engine(
       GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
+    this(model, tokenizer, eosTokenIds, config, System::nanoTime);
+  }
+
+  /**
+   * @param clock the time, in {@link System#nanoTime()} units, that time limits are measured on;
+   *     tests pass one they move by hand. Called from the submitting threads and the loop.
+   */
+  Engine(
+      GptBigCodeModel model,
+      Tokenizer tokenizer,
+      int[] eosTokenIds,
+      EngineConfig config,
+      LongSupplier clock) {
     this.model = model;
+    this.clock = clock;
     this.tokenizer = tokenizer;
     this.eosTokenIds = eosTokenIds.clone();
     this.config = config;
@@ -83,7 +106,8 @@ public final class Engine implements AutoCloseable {
    * Queues a request. Checks what can be checked without the loop and throws {@link
    * IllegalArgumentException} with a message naming the problem: a duplicate id, a prompt that does
    * not fit the model's context (after truncation when asked) or the KV cache, token ids outside
-   * the vocabulary. Events then arrive on {@code sink} from the engine thread.
+   * the vocabulary. Events then arrive on {@code sink} from the engine thread; the request's time
+   * limit starts now.
    */
   public void submit(EngineRequest request, RequestSink sink) {
     if (closed) {
@@ -119,7 +143,7 @@ public final class Engine implements AutoCloseable {
     if (!liveIds.add(request.id())) {
       throw new IllegalArgumentException("request id '" + request.id() + "' is already in use");
     }
-    inbox.add(new Submit(request, sink, System.nanoTime()));
+    inbox.add(new Submit(request, sink, clock.getAsLong()));
   }
 
   /** Aborts a request: every sample finishes with CANCELLED within one step. Idempotent. */
@@ -136,7 +160,7 @@ public final class Engine implements AutoCloseable {
   private void loop() {
     try {
       while (true) {
-        Command c = scheduler.hasWork() ? inbox.poll() : inbox.take();
+        Command c = nextCommand();
         while (c != null) {
           if (c instanceof Shutdown) {
             cancelAll();
@@ -145,6 +169,7 @@ public final class Engine implements AutoCloseable {
           handle(c);
           c = inbox.poll();
         }
+        expireDeadlines();
         if (scheduler.hasWork()) {
           step();
         } else {
@@ -154,6 +179,25 @@ public final class Engine implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       cancelAll();
+    }
+  }
+
+  /** The next command: without waiting while there is work, else the first to come. */
+  private Command nextCommand() throws InterruptedException {
+    if (scheduler.hasWork()) {
+      return inbox.poll();
+    }
+    // NOTE: today every sequence with a deadline is scheduler work, so this waits without end; the
+    // timed wait keeps a deadline from being slept through should a request ever wait elsewhere.
+    long wait = deadlines.nanosUntilFirst(clock.getAsLong());
+    return wait == Long.MAX_VALUE ? inbox.take() : inbox.poll(wait, TimeUnit.NANOSECONDS);
+  }
+
+  /** Ends every sequence whose time limit has passed, wherever it is, and frees its blocks. */
+  private void expireDeadlines() {
+    for (Sequence s : deadlines.expired(clock.getAsLong())) {
+      scheduler.finish(s);
+      finish(s, FinishReason.TIME_LIMIT, null);
     }
   }
 
@@ -189,7 +233,7 @@ public final class Engine implements AutoCloseable {
               config.prefixCaching() && !r.promptLogprobs(),
               r.promptLogprobs(),
               first);
-      s.setOutput(
+      OutputState o =
           new OutputState(
               r,
               cmd.sink(),
@@ -197,7 +241,11 @@ public final class Engine implements AutoCloseable {
               tokenizer.newDetokenizer(true),
               endIds(r),
               cmd.nanos(),
-              tokenizer.vocabSize()));
+              tokenizer.vocabSize());
+      s.setOutput(o);
+      if (o.hasDeadline) {
+        deadlines.add(s, o.deadlineNanos);
+      }
       if (first == null) {
         first = s;
       }
@@ -258,7 +306,7 @@ public final class Engine implements AutoCloseable {
   }
 
   private void update(ScheduledBatch batch, StepLogits out) {
-    long now = System.nanoTime();
+    long now = clock.getAsLong();
     int vocab = out.vocab();
     float[] logits = out.logits();
     for (int i = 0; i < batch.seqs().size(); i++) {
@@ -311,16 +359,14 @@ public final class Engine implements AutoCloseable {
       if (s.generatedTokens() >= st.maxNewTokens()
           || s.numTokens() >= model.config().nPositions()) {
         reason = FinishReason.LENGTH;
-      } else if (o.deadlineNanos != 0 && now - o.deadlineNanos >= 0) {
+      } else if (o.pastDeadline(now)) {
         reason = FinishReason.TIME_LIMIT;
       }
     }
     if (reason != null && reason != FinishReason.STOP_SEQUENCE) {
-      text += o.stopChecker.append(o.detokenizer.flush());
+      text += o.drain();
       if (o.stopChecker.stopped()) {
         reason = FinishReason.STOP_SEQUENCE;
-      } else {
-        text += o.stopChecker.flush();
       }
     }
     o.sink.onToken(
@@ -338,14 +384,29 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /**
+   * Tells the sink that a sample ended; the caller has already removed it from the scheduler, which
+   * freed its blocks. A sample ending between tokens releases its held-back text here.
+   */
   private void finish(Sequence s, FinishReason reason, String error) {
     OutputState o = (OutputState) s.output();
+    if (o.hasDeadline) {
+      deadlines.remove(s, o.deadlineNanos);
+    }
+    String trailing = "";
+    if (reason != FinishReason.STOP_SEQUENCE) {
+      trailing = o.drain();
+      if (o.stopChecker.stopped() && reason != FinishReason.CANCELLED) {
+        reason = FinishReason.STOP_SEQUENCE; // the held-back text completed a stop sequence
+      }
+    }
     try {
       o.sink.onFinish(
           new FinishEvent(
               s.requestId(),
               s.sampleIndex(),
               reason,
+              trailing,
               s.promptLength(),
               s.generatedTokens(),
               s.cachedPromptTokens(),
@@ -386,6 +447,7 @@ public final class Engine implements AutoCloseable {
                       sub.request().id(),
                       i,
                       FinishReason.CANCELLED,
+                      "",
                       sub.request().promptIds().length,
                       0,
                       0,

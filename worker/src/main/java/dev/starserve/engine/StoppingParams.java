@@ -14,7 +14,8 @@ import java.util.List;
  * @param stopSequences texts that end the generation when they appear in the output (at most 16,
  *     each 1 to 240 characters)
  * @param includeStopSequence keep the matched stop sequence at the end of the output
- * @param timeLimitMillis stop after this long from admission, 0 for no limit
+ * @param timeLimitMillis end the request this long after it was submitted, wherever it is then
+ *     (waiting, prefilling, preempted or generating), in [0, 604800000] (7 days), 0 for no limit
  */
 public record StoppingParams(
     int maxNewTokens,
@@ -28,6 +29,7 @@ public record StoppingParams(
   public static final int MAX_STOP_SEQUENCES = 16;
   public static final int MAX_STOP_SEQUENCE_LENGTH = 240;
   public static final int MAX_STOP_TOKEN_IDS = 32;
+  public static final long MAX_TIME_LIMIT_MILLIS = 7L * 24 * 3600 * 1000;
 
   public StoppingParams {
     if (maxNewTokens < 1 || maxNewTokens > 1_000_000) {
@@ -71,8 +73,12 @@ public record StoppingParams(
                 + s.length());
       }
     }
-    if (timeLimitMillis < 0) {
-      throw new IllegalArgumentException("time_limit_ms must be >= 0, got " + timeLimitMillis);
+    if (timeLimitMillis < 0 || timeLimitMillis > MAX_TIME_LIMIT_MILLIS) {
+      throw new IllegalArgumentException(
+          "time_limit_ms must be in [0, "
+              + MAX_TIME_LIMIT_MILLIS
+              + "] (0 = no limit), got "
+              + timeLimitMillis);
     }
   }
 

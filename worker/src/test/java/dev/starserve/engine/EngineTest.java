@@ -6,16 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.starserve.backend.cpu.CpuBackend;
-import dev.starserve.checkpoint.DType;
-import dev.starserve.engine.sched.SchedulerConfig;
 import dev.starserve.generate.GenerationResult;
 import dev.starserve.generate.GreedyGenerator;
-import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeModel;
-import dev.starserve.model.ModelDirectory;
-import dev.starserve.model.ModelShape;
-import dev.starserve.model.RandomModelWriter;
 import dev.starserve.sample.SamplingParams;
 import dev.starserve.text.Tokenizer;
 import java.nio.file.Path;
@@ -35,57 +28,29 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EngineTest {
   @TempDir static Path tmp;
-  static ModelDirectory dir;
+  static TinyModel tiny;
   static GptBigCodeModel model;
   static Tokenizer tokenizer;
-  static final int[] EOS = {0};
+  static final int[] EOS = TinyModel.EOS;
 
   @BeforeAll
   static void open() throws Exception {
-    GptBigCodeConfig t = ModelShape.TINY.config();
-    // tiny, but with 2048 positions so that prompts of 1000 tokens fit
-    GptBigCodeConfig cfg =
-        new GptBigCodeConfig(
-            t.nEmbd(),
-            t.nHead(),
-            t.nLayer(),
-            t.nInner(),
-            2048,
-            t.vocabSize(),
-            true,
-            t.layerNormEpsilon(),
-            t.activation(),
-            t.scaleAttnWeights(),
-            0,
-            0);
-    Path p = tmp.resolve("tiny2048");
-    RandomModelWriter.write(p, cfg, DType.F32, 17, 0.1, 1);
-    dir = ModelDirectory.open(p);
-    model = new GptBigCodeModel(dir.config(), dir.weights(), new CpuBackend(2));
-    tokenizer = Tokenizer.load(dir.tokenizerJson(), dir.tokenizerConfigJson());
+    tiny = TinyModel.write(tmp);
+    model = tiny.model;
+    tokenizer = tiny.tokenizer;
   }
 
   @AfterAll
   static void close() {
-    model.close();
-    dir.close();
+    tiny.close();
   }
 
   static Engine engine(int numBlocks, int maxSeqs, int maxTokens, boolean prefixCaching) {
-    return new Engine(
-        model,
-        tokenizer,
-        EOS,
-        new EngineConfig(16, numBlocks, new SchedulerConfig(maxSeqs, maxTokens), prefixCaching));
+    return tiny.engine(numBlocks, maxSeqs, maxTokens, prefixCaching);
   }
 
   static int[] randomPrompt(long seed, int n) {
-    SplittableRandom r = new SplittableRandom(seed);
-    int[] ids = new int[n];
-    for (int i = 0; i < n; i++) {
-      ids[i] = 1 + r.nextInt(49151);
-    }
-    return ids;
+    return TinyModel.randomPrompt(seed, n);
   }
 
   /** 32 prompts of 1 to 1000 tokens. */
