@@ -12,7 +12,9 @@ import dev.starserve.sample.SamplingParams;
 import dev.starserve.text.Tokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
@@ -41,9 +43,11 @@ public final class Engine implements AutoCloseable {
 
   private sealed interface Command permits Submit, Abort, Shutdown {}
 
-  private record Submit(EngineRequest request, RequestSink sink, long nanos) implements Command {}
+  private record Submit(EngineRequest request, RequestSink sink, long nanos, RequestHandle handle)
+      implements Command {}
 
-  private record Abort(String requestId) implements Command {}
+  /** Aborts the live request with this id; only if it is {@code only}'s request, when not null. */
+  private record Abort(String requestId, RequestHandle only) implements Command {}
 
   private record Shutdown() implements Command {}
 
@@ -57,6 +61,7 @@ public final class Engine implements AutoCloseable {
   private final LongSupplier clock;
   private final LinkedBlockingQueue<Command> inbox = new LinkedBlockingQueue<>();
   private final Set<String> liveIds = ConcurrentHashMap.newKeySet();
+  private final Map<String, RequestHandle> admitted = new HashMap<>(); // loop thread only
   private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
   private volatile EngineStats stats = EngineStats.EMPTY;
@@ -108,8 +113,10 @@ public final class Engine implements AutoCloseable {
    * not fit the model's context (after truncation when asked) or the KV cache, token ids outside
    * the vocabulary. Events then arrive on {@code sink} from the engine thread; the request's time
    * limit starts now.
+   *
+   * @return a handle that aborts this request and no other
    */
-  public void submit(EngineRequest request, RequestSink sink) {
+  public RequestHandle submit(EngineRequest request, RequestSink sink) {
     if (closed) {
       throw new IllegalStateException("the engine is shut down");
     }
@@ -143,12 +150,22 @@ public final class Engine implements AutoCloseable {
     if (!liveIds.add(request.id())) {
       throw new IllegalArgumentException("request id '" + request.id() + "' is already in use");
     }
-    inbox.add(new Submit(request, sink, clock.getAsLong()));
+    RequestHandle handle = new RequestHandle(this, request.id());
+    inbox.add(new Submit(request, sink, clock.getAsLong(), handle));
+    return handle;
   }
 
-  /** Aborts a request: every sample finishes with CANCELLED within one step. Idempotent. */
+  /**
+   * Aborts the live request with this id: every sample finishes with CANCELLED within one step.
+   * Idempotent. Prefer {@link RequestHandle#abort()}, which cannot reach a later request that
+   * reuses the id.
+   */
   public void abort(String requestId) {
-    inbox.add(new Abort(requestId));
+    inbox.add(new Abort(requestId, null));
+  }
+
+  void abort(RequestHandle handle) {
+    inbox.add(new Abort(handle.requestId(), handle));
   }
 
   private static int[] truncated(EngineRequest r) {
@@ -205,6 +222,9 @@ public final class Engine implements AutoCloseable {
     switch (c) {
       case Submit s -> admit(s);
       case Abort a -> {
+        if (a.only() != null && admitted.get(a.requestId()) != a.only()) {
+          return; // that request has ended; the id may belong to a newer one now
+        }
         for (Sequence s : scheduler.abort(a.requestId())) {
           finish(s, FinishReason.CANCELLED, null);
         }
@@ -217,6 +237,7 @@ public final class Engine implements AutoCloseable {
     EngineRequest r = cmd.request();
     int[] prompt = truncated(r);
     long arrival = arrivals++;
+    admitted.put(r.id(), cmd.handle());
     Sequence first = null;
     for (int i = 0; i < r.n(); i++) {
       SamplingParams sp = i == 0 ? r.sampling() : r.sampling().withSeed(r.sampling().seed() + i);
@@ -311,6 +332,9 @@ public final class Engine implements AutoCloseable {
     float[] logits = out.logits();
     for (int i = 0; i < batch.seqs().size(); i++) {
       Sequence s = batch.seqs().get(i);
+      if (s.finished()) {
+        continue; // a sibling's sink failed earlier in this update and took the request down
+      }
       OutputState o = (OutputState) s.output();
       scheduler.markComputed(s, batch.start()[i] + batch.count()[i]);
       if (out.promptRow()[i] >= 0 && o.promptLogprobs != null) {
@@ -369,15 +393,24 @@ public final class Engine implements AutoCloseable {
         reason = FinishReason.STOP_SEQUENCE;
       }
     }
-    o.sink.onToken(
-        new TokenEvent(
-            s.requestId(),
-            s.sampleIndex(),
-            s.generatedTokens() - 1,
-            id,
-            text,
-            logprob,
-            o.top(logits, off, vocab, lse)));
+    try {
+      o.sink.onToken(
+          new TokenEvent(
+              s.requestId(),
+              s.sampleIndex(),
+              s.generatedTokens() - 1,
+              id,
+              text,
+              logprob,
+              o.top(logits, off, vocab, lse)));
+    } catch (RuntimeException e) {
+      // The client's side is broken, not the engine: end this request alone, like a client gone.
+      LOG.warn("the sink of request {} failed on a token; cancelling it", s.requestId(), e);
+      for (Sequence x : scheduler.abort(s.requestId())) {
+        finish(x, FinishReason.CANCELLED, "the request's event sink failed: " + e);
+      }
+      return;
+    }
     if (reason != null) {
       scheduler.finish(s);
       finish(s, reason, null);
@@ -400,6 +433,12 @@ public final class Engine implements AutoCloseable {
         reason = FinishReason.STOP_SEQUENCE; // the held-back text completed a stop sequence
       }
     }
+    // NOTE: the id is free again before the sink hears of the end, so that a client may reuse it
+    // as soon as it has its finish event; only once, since a new request may hold it by the time
+    // the other samples of an aborted one report.
+    if (allSamplesDone(s.requestId()) && admitted.remove(s.requestId()) != null) {
+      liveIds.remove(s.requestId());
+    }
     try {
       o.sink.onFinish(
           new FinishEvent(
@@ -415,9 +454,6 @@ public final class Engine implements AutoCloseable {
               error));
     } catch (RuntimeException e) {
       LOG.warn("a request sink failed on finish of {}", s.requestId(), e);
-    }
-    if (allSamplesDone(s.requestId())) {
-      liveIds.remove(s.requestId());
     }
   }
 
