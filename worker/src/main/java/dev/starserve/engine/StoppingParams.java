@@ -1,6 +1,9 @@
 package dev.starserve.engine;
 
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
+import java.util.stream.IntStream;
 
 /**
  * When a generation stops. Validated here; the engine adds what depends on the model (its context
@@ -85,6 +88,52 @@ public record StoppingParams(
   @Override
   public int[] stopTokenIds() {
     return stopTokenIds.clone();
+  }
+
+  /**
+   * These parameters plus the stops a prompt format implies (a chat format's end-of-turn token id,
+   * the Tech Assistant format's next {@code "\nHuman:"}), without duplicates, so that a chat
+   * request ends its turn whatever stops the client gave.
+   *
+   * @throws IllegalArgumentException when the client's stops and the format's together exceed the
+   *     limits; the message says how many the format takes
+   */
+  public StoppingParams withFormatStops(
+      int[] formatStopTokenIds, List<String> formatStopSequences) {
+    int[] ids =
+        IntStream.concat(IntStream.of(stopTokenIds), IntStream.of(formatStopTokenIds))
+            .distinct()
+            .toArray();
+    if (ids.length > MAX_STOP_TOKEN_IDS) {
+      int added = ids.length - (int) IntStream.of(stopTokenIds).distinct().count();
+      throw new IllegalArgumentException(
+          "stop_token_ids may hold at most "
+              + (MAX_STOP_TOKEN_IDS - added)
+              + " ids with this prompt format, which adds "
+              + added
+              + ", got "
+              + stopTokenIds.length);
+    }
+    Set<String> seqs = new LinkedHashSet<>(stopSequences);
+    seqs.addAll(formatStopSequences);
+    if (seqs.size() > MAX_STOP_SEQUENCES) {
+      int added = seqs.size() - new LinkedHashSet<>(stopSequences).size();
+      throw new IllegalArgumentException(
+          "stop may hold at most "
+              + (MAX_STOP_SEQUENCES - added)
+              + " sequences with this prompt format, which adds "
+              + added
+              + ", got "
+              + stopSequences.size());
+    }
+    return new StoppingParams(
+        maxNewTokens,
+        minNewTokens,
+        ignoreEos,
+        ids,
+        List.copyOf(seqs),
+        includeStopSequence,
+        timeLimitMillis);
   }
 
   /** Stop after {@code maxNewTokens}, at EOS, nothing else. */
