@@ -69,6 +69,7 @@ public final class Engine implements AutoCloseable {
   private long nextSeqId;
   private long arrivals;
   private long steps;
+  private long tokensScheduledTotal;
 
   public Engine(
       GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
@@ -309,6 +310,7 @@ public final class Engine implements AutoCloseable {
       }
     }
     steps++;
+    tokensScheduledTotal += batch.totalTokens();
     publishStats(batch.totalTokens(), System.nanoTime() - t0);
   }
 
@@ -322,6 +324,7 @@ public final class Engine implements AutoCloseable {
             kv.numFreeBlocks(),
             kv.prefixHitTokens(),
             tokensScheduled,
+            tokensScheduledTotal,
             stepNanos,
             steps);
   }

@@ -190,20 +190,40 @@ class EngineTest {
       e.submit(EngineRequest.greedy("b", second, GEN), s);
       withoutCache = s.await().ids(0);
       assertEquals(0, s.finish(0).cachedPromptTokens());
+      // the whole prompt, then one token for each decode step after the first token
+      assertEquals(1020 + withoutCache.length - 1, idleStatsAfter(e, 0).tokensScheduledTotal());
     }
     try (Engine e = engine(512, 8, 2048, true)) {
       CollectingSink a = new CollectingSink(1);
       e.submit(EngineRequest.greedy("a", prefix, GEN), a);
       a.await();
-      long before = e.stats().prefixCacheHitTokensTotal();
+      EngineStats before = idleStatsAfter(e, 0);
       CollectingSink b = new CollectingSink(1);
       e.submit(EngineRequest.greedy("b", second, GEN), b);
       b.await();
+      EngineStats after = idleStatsAfter(e, before.steps());
       // 1000 tokens = 62 full blocks of 16 (992 tokens) are reused; only 28 are computed.
       assertEquals(992, b.finish(0).cachedPromptTokens());
-      assertEquals(992, e.stats().prefixCacheHitTokensTotal() - before);
+      assertEquals(992, after.prefixCacheHitTokensTotal() - before.prefixCacheHitTokensTotal());
+      assertEquals(
+          28 + b.ids(0).length - 1, after.tokensScheduledTotal() - before.tokensScheduledTotal());
       assertArrayEquals(withoutCache, b.ids(0));
     }
+  }
+
+  /**
+   * The stats of the first idle moment after step {@code afterStep}: stats are published when a
+   * step ends, after the sinks heard of their finish, so wait for them (bounded).
+   */
+  static EngineStats idleStatsAfter(Engine e, long afterStep) {
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    EngineStats s = e.stats();
+    while ((s.running() > 0 || s.waiting() > 0 || s.steps() <= afterStep)
+        && System.nanoTime() < deadline) {
+      Thread.onSpinWait();
+      s = e.stats();
+    }
+    return s;
   }
 
   @Test
