@@ -131,7 +131,9 @@ public final class Engine implements AutoCloseable {
               + " tokens but the model's context is "
               + context
               + " (n_positions); it must be shorter to leave room for a new token"
-              + (request.truncatePromptTokens() > 0 ? "" : ", or ask for truncation"));
+              + (request.truncatePromptTokens() > 0
+                  ? ""
+                  : ", or set truncate_prompt_tokens to keep only its end"));
     }
     long capacity = (long) config.numBlocks() * config.blockSize();
     if (prompt.length + 1 > capacity) {
