@@ -88,6 +88,49 @@ class EngineStreamingTest {
   }
 
   @Test
+  void anAbortFreesTheBlocksOfEverySampleBeforeTheNextStep() {
+    List<EngineStats> statsAtTickerTokens = new java.util.concurrent.CopyOnWriteArrayList<>();
+    CollectingSink twoSamples = new CollectingSink(2);
+    try (Engine e = tiny.engine(512, 8, 256, true)) {
+      CollectingSink ticker =
+          hooked(
+              t -> {
+                statsAtTickerTokens.add(e.stats()); // published after the previous step
+                if (t.index() == 0) {
+                  e.submit(
+                      new EngineRequest(
+                          "two",
+                          TinyModel.randomPrompt(11, 100),
+                          SamplingParams.greedy(),
+                          new StoppingParams(1000, 0, true, null, null, false, 0),
+                          2,
+                          0,
+                          false,
+                          0,
+                          0),
+                      twoSamples);
+                } else if (t.index() == 4) {
+                  e.abort("two");
+                }
+              });
+      e.submit(request("ticker", TinyModel.randomPrompt(10, 4), 10), ticker);
+
+      twoSamples.await();
+      assertEquals(FinishReason.CANCELLED, twoSamples.finish(0).reason());
+      assertEquals(FinishReason.CANCELLED, twoSamples.finish(1).reason());
+      ticker.await();
+      // Token i of the ticker comes in step i + 1. The request joined in step 2 (sample 1 in
+      // step 3, on sample 0's cached prompt) and was aborted before step 6 ran.
+      EngineStats afterStep5 = statsAtTickerTokens.get(5);
+      assertEquals(3, afterStep5.running());
+      assertTrue(afterStep5.kvBlocksUsed() >= 8, "both samples hold blocks: " + afterStep5);
+      EngineStats afterStep6 = statsAtTickerTokens.get(6);
+      assertEquals(1, afterStep6.running());
+      assertEquals(1, afterStep6.kvBlocksUsed()); // the ticker's only
+    }
+  }
+
+  @Test
   void aSinkThatThrowsCancelsItsOwnRequestAndTheBatchGoesOn() {
     int[] goodPrompt = TinyModel.randomPrompt(3, 30);
     int[] refGood = greedy(goodPrompt, 12);

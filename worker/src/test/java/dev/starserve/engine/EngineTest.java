@@ -349,6 +349,16 @@ class EngineTest {
           IllegalArgumentException.class,
           () -> e.submit(EngineRequest.greedy("bad", new int[] {49152}, 1), new CollectingSink(1)));
     }
+    try (Engine small = engine(4, 8, 256, true)) {
+      IllegalArgumentException x =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  small.submit(
+                      EngineRequest.greedy("big", randomPrompt(2, 64), 1), new CollectingSink(1)));
+      assertEquals(
+          "the prompt has 64 tokens but the KV cache holds only 64 positions", x.getMessage());
+    }
   }
 
   static EngineRequest withStopping(String id, int[] prompt, StoppingParams st, int priority) {
