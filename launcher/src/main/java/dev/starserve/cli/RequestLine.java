@@ -80,19 +80,16 @@ final class RequestLine {
             num(j, "presence_penalty", 0.0),
             num(j, "frequency_penalty", 0.0),
             j.has("seed") ? longValue(j, "seed") : defaultSeed);
-    List<String> stops = new ArrayList<>(strings(j, "stop"));
-    stops.addAll(prompt.stopSequences());
-    int[] stopIds = concat(ints(j, "stop_token_ids"), prompt.stopTokenIds());
-    int maxNew = integer(j, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS);
     StoppingParams stopping =
         new StoppingParams(
-            maxNew,
-            integer(j, "min_new_tokens", 0),
-            bool(j, "ignore_eos"),
-            stopIds,
-            stops,
-            bool(j, "include_stop_sequence"),
-            longValue(j, "time_limit_ms", 0));
+                integer(j, "max_new_tokens", DEFAULT_MAX_NEW_TOKENS),
+                integer(j, "min_new_tokens", 0),
+                bool(j, "ignore_eos"),
+                ints(j, "stop_token_ids"),
+                strings(j, "stop"),
+                bool(j, "include_stop_sequence"),
+                longValue(j, "time_limit_ms", 0))
+            .withFormatStops(prompt.stopTokenIds(), prompt.stopSequences());
     return new EngineRequest(
         id,
         prompt.ids(),
@@ -240,12 +237,6 @@ final class RequestLine {
     return out;
   }
 
-  private static int[] concat(int[] a, int[] b) {
-    int[] out = java.util.Arrays.copyOf(a, a.length + b.length);
-    System.arraycopy(b, 0, out, a.length, b.length);
-    return out;
-  }
-
   /** The JSON result of one finished request, in the engine-core format plus finish_reason. */
   static Map<String, Object> result(
       dev.starserve.engine.FinishEvent[] finishes,
@@ -288,6 +279,7 @@ final class RequestLine {
       toks.add(m);
       text.append(e.text());
     }
+    text.append(f.trailingText());
     Map<String, Object> out = new java.util.LinkedHashMap<>();
     out.put("tokens", toks);
     out.put("text", text.toString());

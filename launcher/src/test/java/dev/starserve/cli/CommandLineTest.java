@@ -266,4 +266,141 @@ class CommandLineTest {
     assertEquals(2, n2.get("prompt_logprobs").size()); // tokens 2 and 3 given their prefixes
     assertEquals(1, n2.get("tokens").get(0).get("top_logprobs").size());
   }
+
+  static String ids(int from, int count) {
+    StringBuilder sb = new StringBuilder();
+    for (int i = 0; i < count; i++) {
+      sb.append(i == 0 ? "" : ", ").append(from + i);
+    }
+    return sb.toString();
+  }
+
+  @Test
+  void badRequestLinesGetAnErrorNamingTheFieldAndTheOthersStillRun() throws Exception {
+    Path in = tmp.resolve("bad-lines.jsonl");
+    Files.writeString(
+        in,
+        String.join(
+            "\n",
+            "{\"prompt\": \"\"}",
+            "{\"prompt_ids\": []}",
+            "{\"prompt_ids\": [" + ids(100, 512) + "]}",
+            "{\"prompt_ids\": [1, 2, 3], \"n\": 17}",
+            "{\"prompt_ids\": [1, 2, 3], \"time_limit_ms\": -5}",
+            "{\"prompt\": \"x\", \"messages\": []}",
+            "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_new_tokens\": 2}",
+            "{\"prompt_ids\": ["
+                + ids(100, 512)
+                + "], \"truncate_prompt_tokens\": 500,"
+                + " \"max_new_tokens\": 1}",
+            ""));
+    Run r = run("generate", "--model", model.toString(), "--requests", in.toString());
+    assertEquals(1, r.code(), r.err());
+    String[] lines = r.out().split("\n");
+    assertEquals(8, lines.length, r.out());
+    assertEquals(
+        "line 1: prompt must be a non-empty string",
+        Json.MAPPER.readTree(lines[0]).get("error").asText());
+    assertEquals(
+        "line 2: prompt_ids must hold at least one id",
+        Json.MAPPER.readTree(lines[1]).get("error").asText());
+    assertEquals(
+        "line 3: the prompt has 512 tokens but the model's context is 512 (n_positions); it must"
+            + " be shorter to leave room for a new token, or set truncate_prompt_tokens to keep only"
+            + " its end",
+        Json.MAPPER.readTree(lines[2]).get("error").asText());
+    assertEquals(
+        "line 4: n must be in [1, 16], got 17",
+        Json.MAPPER.readTree(lines[3]).get("error").asText());
+    assertEquals(
+        "line 5: time_limit_ms must be in [0, 604800000] (0 = no limit), got -5",
+        Json.MAPPER.readTree(lines[4]).get("error").asText());
+    assertEquals(
+        "line 6: give exactly one of prompt, prompt_ids, prefix+suffix, messages; got prompt,"
+            + " messages",
+        Json.MAPPER.readTree(lines[5]).get("error").asText());
+    JsonNode chat = Json.MAPPER.readTree(lines[6]);
+    assertTrue(chat.get("prompt_tokens").asInt() > 20, lines[6]); // the Tech Assistant preamble
+    assertTrue(chat.get("tokens").size() >= 1 && chat.get("tokens").size() <= 2, lines[6]);
+    assertEquals(500, Json.MAPPER.readTree(lines[7]).get("prompt_tokens").asInt());
+  }
+
+  @Test
+  void engineFlagsChangeHowTheEngineRunsButNotWhatASeededRequestGives() throws Exception {
+    Path in = tmp.resolve("flags.jsonl");
+    Files.writeString(
+        in,
+        String.join(
+            "\n",
+            "{\"prompt_ids\": ["
+                + ids(200, 40)
+                + "], \"n\": 2, \"max_new_tokens\": 3,"
+                + " \"temperature\": 0.8, \"seed\": 3}",
+            "{\"prompt_ids\": [" + ids(300, 100) + "], \"max_new_tokens\": 4}",
+            ""));
+    String[] base = {"generate", "--model", model.toString(), "--requests", in.toString()};
+    Run dflt = run(base);
+    assertEquals(0, dflt.code(), dflt.err());
+    JsonNode d = Json.MAPPER.readTree(dflt.out().split("\n")[0]);
+    // prefix caching is on by default: sample 2 reuses the 2 full blocks sample 1 computed
+    assertEquals(32, d.get("samples").get(1).get("cached_prompt_tokens").asInt());
+
+    Run noCache = run(concat(base, "--no-enable-prefix-caching"));
+    assertEquals(0, noCache.code(), noCache.err());
+    assertTrue(!noCache.out().contains("cached_prompt_tokens"), noCache.out());
+
+    Run small =
+        run(
+            concat(
+                base,
+                "--block-size",
+                "8",
+                "--kv-cache-blocks",
+                "30",
+                "--max-num-seqs",
+                "1",
+                "--max-num-batched-tokens",
+                "8"));
+    assertEquals(0, small.code(), small.err());
+    Run memory = run(concat(base, "--kv-cache-memory", "64m"));
+    assertEquals(0, memory.code(), memory.err());
+    for (Run other : new Run[] {noCache, small, memory}) {
+      String[] a = dflt.out().split("\n");
+      String[] b = other.out().split("\n");
+      for (int i = 0; i < 2; i++) {
+        JsonNode x = Json.MAPPER.readTree(a[i]);
+        JsonNode y = Json.MAPPER.readTree(b[i]);
+        assertSameSample(x, y);
+        for (int k = 0; x.has("samples") && k < x.get("samples").size(); k++) {
+          assertSameSample(x.get("samples").get(k), y.get("samples").get(k));
+        }
+      }
+    }
+
+    Run tooSmall = run(concat(base, "--kv-cache-memory", "1k"));
+    assertEquals(2, tooSmall.code());
+    assertTrue(tooSmall.err().contains("does not hold one block"), tooSmall.err());
+    Run badSeqs = run(concat(base, "--max-num-seqs", "0"));
+    assertEquals(2, badSeqs.code());
+    assertTrue(badSeqs.err().contains("max_num_seqs must be in [1, 4096], got 0"), badSeqs.err());
+  }
+
+  /** Same tokens, text and finish reason; logprobs within 1e-4 (batches change rounding). */
+  static void assertSameSample(JsonNode x, JsonNode y) {
+    assertEquals(x.get("text"), y.get("text"));
+    assertEquals(x.get("finish_reason"), y.get("finish_reason"));
+    assertEquals(x.get("tokens").size(), y.get("tokens").size());
+    for (int t = 0; t < x.get("tokens").size(); t++) {
+      JsonNode u = x.get("tokens").get(t);
+      JsonNode v = y.get("tokens").get(t);
+      assertEquals(u.get("id"), v.get("id"));
+      assertEquals(u.get("logprob").asDouble(), v.get("logprob").asDouble(), 1e-4);
+    }
+  }
+
+  static String[] concat(String[] a, String... b) {
+    String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+    System.arraycopy(b, 0, out, a.length, b.length);
+    return out;
+  }
 }

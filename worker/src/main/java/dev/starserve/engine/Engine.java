@@ -12,10 +12,14 @@ import dev.starserve.sample.SamplingParams;
 import dev.starserve.text.Tokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -26,17 +30,24 @@ import org.slf4j.LoggerFactory;
  * through each request's {@link RequestSink}.
  *
  * <pre>
- * submit/abort ──► inbox ──► [loop] drain inbox → schedule() → runner.execute() → update() ─► sinks
+ * submit/abort ──► inbox ──► [loop] drain inbox → expire deadlines → schedule()
+ *                                   → runner.execute() → update() ─► sinks
  * </pre>
+ *
+ * <p>A request's time limit counts from its submission and ends it wherever it is: waiting in the
+ * queue, half-way through a chunked prefill, preempted, or generating. The loop looks at the
+ * soonest deadlines before every step, so an expired request gives back its blocks within one step.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
 
   private sealed interface Command permits Submit, Abort, Shutdown {}
 
-  private record Submit(EngineRequest request, RequestSink sink, long nanos) implements Command {}
+  private record Submit(EngineRequest request, RequestSink sink, long nanos, RequestHandle handle)
+      implements Command {}
 
-  private record Abort(String requestId) implements Command {}
+  /** Aborts the live request with this id; only if it is {@code only}'s request, when not null. */
+  private record Abort(String requestId, RequestHandle only) implements Command {}
 
   private record Shutdown() implements Command {}
 
@@ -47,18 +58,36 @@ public final class Engine implements AutoCloseable {
   private final KvBlockManager kv;
   private final Scheduler scheduler;
   private final ModelRunner runner;
+  private final LongSupplier clock;
   private final LinkedBlockingQueue<Command> inbox = new LinkedBlockingQueue<>();
   private final Set<String> liveIds = ConcurrentHashMap.newKeySet();
+  private final Map<String, RequestHandle> admitted = new HashMap<>(); // loop thread only
+  private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
   private volatile EngineStats stats = EngineStats.EMPTY;
   private volatile boolean closed;
   private long nextSeqId;
   private long arrivals;
   private long steps;
+  private long tokensScheduledTotal;
 
   public Engine(
       GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
+    this(model, tokenizer, eosTokenIds, config, System::nanoTime);
+  }
+
+  /**
+   * @param clock the time, in {@link System#nanoTime()} units, that time limits are measured on;
+   *     tests pass one they move by hand. Called from the submitting threads and the loop.
+   */
+  Engine(
+      GptBigCodeModel model,
+      Tokenizer tokenizer,
+      int[] eosTokenIds,
+      EngineConfig config,
+      LongSupplier clock) {
     this.model = model;
+    this.clock = clock;
     this.tokenizer = tokenizer;
     this.eosTokenIds = eosTokenIds.clone();
     this.config = config;
@@ -84,9 +113,12 @@ public final class Engine implements AutoCloseable {
    * Queues a request. Checks what can be checked without the loop and throws {@link
    * IllegalArgumentException} with a message naming the problem: a duplicate id, a prompt that does
    * not fit the model's context (after truncation when asked) or the KV cache, token ids outside
-   * the vocabulary. Events then arrive on {@code sink} from the engine thread.
+   * the vocabulary. Events then arrive on {@code sink} from the engine thread; the request's time
+   * limit starts now.
+   *
+   * @return a handle that aborts this request and no other
    */
-  public void submit(EngineRequest request, RequestSink sink) {
+  public RequestHandle submit(EngineRequest request, RequestSink sink) {
     if (closed) {
       throw new IllegalStateException("the engine is shut down");
     }
@@ -100,7 +132,9 @@ public final class Engine implements AutoCloseable {
               + " tokens but the model's context is "
               + context
               + " (n_positions); it must be shorter to leave room for a new token"
-              + (request.truncatePromptTokens() > 0 ? "" : ", or ask for truncation"));
+              + (request.truncatePromptTokens() > 0
+                  ? ""
+                  : ", or set truncate_prompt_tokens to keep only its end"));
     }
     long capacity = (long) config.numBlocks() * config.blockSize();
     if (prompt.length + 1 > capacity) {
@@ -120,12 +154,22 @@ public final class Engine implements AutoCloseable {
     if (!liveIds.add(request.id())) {
       throw new IllegalArgumentException("request id '" + request.id() + "' is already in use");
     }
-    inbox.add(new Submit(request, sink, System.nanoTime()));
+    RequestHandle handle = new RequestHandle(this, request.id());
+    inbox.add(new Submit(request, sink, clock.getAsLong(), handle));
+    return handle;
   }
 
-  /** Aborts a request: every sample finishes with CANCELLED within one step. Idempotent. */
+  /**
+   * Aborts the live request with this id: every sample finishes with CANCELLED within one step.
+   * Idempotent. Prefer {@link RequestHandle#abort()}, which cannot reach a later request that
+   * reuses the id.
+   */
   public void abort(String requestId) {
-    inbox.add(new Abort(requestId));
+    inbox.add(new Abort(requestId, null));
+  }
+
+  void abort(RequestHandle handle) {
+    inbox.add(new Abort(handle.requestId(), handle));
   }
 
   private static int[] truncated(EngineRequest r) {
@@ -137,7 +181,7 @@ public final class Engine implements AutoCloseable {
   private void loop() {
     try {
       while (true) {
-        Command c = scheduler.hasWork() ? inbox.poll() : inbox.take();
+        Command c = nextCommand();
         while (c != null) {
           if (c instanceof Shutdown) {
             cancelAll();
@@ -146,6 +190,7 @@ public final class Engine implements AutoCloseable {
           handle(c);
           c = inbox.poll();
         }
+        expireDeadlines();
         if (scheduler.hasWork()) {
           step();
         } else {
@@ -158,10 +203,32 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /** The next command: without waiting while there is work, else the first to come. */
+  private Command nextCommand() throws InterruptedException {
+    if (scheduler.hasWork()) {
+      return inbox.poll();
+    }
+    // NOTE: today every sequence with a deadline is scheduler work, so this waits without end; the
+    // timed wait keeps a deadline from being slept through should a request ever wait elsewhere.
+    long wait = deadlines.nanosUntilFirst(clock.getAsLong());
+    return wait == Long.MAX_VALUE ? inbox.take() : inbox.poll(wait, TimeUnit.NANOSECONDS);
+  }
+
+  /** Ends every sequence whose time limit has passed, wherever it is, and frees its blocks. */
+  private void expireDeadlines() {
+    for (Sequence s : deadlines.expired(clock.getAsLong())) {
+      scheduler.finish(s);
+      finish(s, FinishReason.TIME_LIMIT, null);
+    }
+  }
+
   private void handle(Command c) {
     switch (c) {
       case Submit s -> admit(s);
       case Abort a -> {
+        if (a.only() != null && admitted.get(a.requestId()) != a.only()) {
+          return; // that request has ended; the id may belong to a newer one now
+        }
         for (Sequence s : scheduler.abort(a.requestId())) {
           finish(s, FinishReason.CANCELLED, null);
         }
@@ -174,6 +241,7 @@ public final class Engine implements AutoCloseable {
     EngineRequest r = cmd.request();
     int[] prompt = truncated(r);
     long arrival = arrivals++;
+    admitted.put(r.id(), cmd.handle());
     Sequence first = null;
     for (int i = 0; i < r.n(); i++) {
       SamplingParams sp = i == 0 ? r.sampling() : r.sampling().withSeed(r.sampling().seed() + i);
@@ -190,7 +258,7 @@ public final class Engine implements AutoCloseable {
               config.prefixCaching() && !r.promptLogprobs(),
               r.promptLogprobs(),
               first);
-      s.setOutput(
+      OutputState o =
           new OutputState(
               r,
               cmd.sink(),
@@ -198,7 +266,11 @@ public final class Engine implements AutoCloseable {
               tokenizer.newDetokenizer(true),
               endIds(r),
               cmd.nanos(),
-              tokenizer.vocabSize()));
+              tokenizer.vocabSize());
+      s.setOutput(o);
+      if (o.hasDeadline) {
+        deadlines.add(s, o.deadlineNanos);
+      }
       if (first == null) {
         first = s;
       }
@@ -241,6 +313,7 @@ public final class Engine implements AutoCloseable {
       }
     }
     steps++;
+    tokensScheduledTotal += batch.totalTokens();
     publishStats(batch.totalTokens(), System.nanoTime() - t0);
   }
 
@@ -254,16 +327,20 @@ public final class Engine implements AutoCloseable {
             kv.numFreeBlocks(),
             kv.prefixHitTokens(),
             tokensScheduled,
+            tokensScheduledTotal,
             stepNanos,
             steps);
   }
 
   private void update(ScheduledBatch batch, StepLogits out) {
-    long now = System.nanoTime();
+    long now = clock.getAsLong();
     int vocab = out.vocab();
     float[] logits = out.logits();
     for (int i = 0; i < batch.seqs().size(); i++) {
       Sequence s = batch.seqs().get(i);
+      if (s.finished()) {
+        continue; // a sibling's sink failed earlier in this update and took the request down
+      }
       OutputState o = (OutputState) s.output();
       scheduler.markComputed(s, batch.start()[i] + batch.count()[i]);
       if (out.promptRow()[i] >= 0 && o.promptLogprobs != null) {
@@ -312,41 +389,69 @@ public final class Engine implements AutoCloseable {
       if (s.generatedTokens() >= st.maxNewTokens()
           || s.numTokens() >= model.config().nPositions()) {
         reason = FinishReason.LENGTH;
-      } else if (o.deadlineNanos != 0 && now - o.deadlineNanos >= 0) {
+      } else if (o.pastDeadline(now)) {
         reason = FinishReason.TIME_LIMIT;
       }
     }
     if (reason != null && reason != FinishReason.STOP_SEQUENCE) {
-      text += o.stopChecker.append(o.detokenizer.flush());
+      text += o.drain();
       if (o.stopChecker.stopped()) {
         reason = FinishReason.STOP_SEQUENCE;
-      } else {
-        text += o.stopChecker.flush();
       }
     }
-    o.sink.onToken(
-        new TokenEvent(
-            s.requestId(),
-            s.sampleIndex(),
-            s.generatedTokens() - 1,
-            id,
-            text,
-            logprob,
-            o.top(logits, off, vocab, lse)));
+    try {
+      o.sink.onToken(
+          new TokenEvent(
+              s.requestId(),
+              s.sampleIndex(),
+              s.generatedTokens() - 1,
+              id,
+              text,
+              logprob,
+              o.top(logits, off, vocab, lse)));
+    } catch (RuntimeException e) {
+      // The client's side is broken, not the engine: end this request alone, like a client gone.
+      LOG.warn("the sink of request {} failed on a token; cancelling it", s.requestId(), e);
+      for (Sequence x : scheduler.abort(s.requestId())) {
+        finish(x, FinishReason.CANCELLED, "the request's event sink failed: " + e);
+      }
+      return;
+    }
     if (reason != null) {
       scheduler.finish(s);
       finish(s, reason, null);
     }
   }
 
+  /**
+   * Tells the sink that a sample ended; the caller has already removed it from the scheduler, which
+   * freed its blocks. A sample ending between tokens releases its held-back text here.
+   */
   private void finish(Sequence s, FinishReason reason, String error) {
     OutputState o = (OutputState) s.output();
+    if (o.hasDeadline) {
+      deadlines.remove(s, o.deadlineNanos);
+    }
+    String trailing = "";
+    if (reason != FinishReason.STOP_SEQUENCE) {
+      trailing = o.drain();
+      if (o.stopChecker.stopped() && reason != FinishReason.CANCELLED) {
+        reason = FinishReason.STOP_SEQUENCE; // the held-back text completed a stop sequence
+      }
+    }
+    // NOTE: the id is free again before the sink hears of the end, so that a client may reuse it
+    // as soon as it has its finish event; only once, since a new request may hold it by the time
+    // the other samples of an aborted one report.
+    if (allSamplesDone(s.requestId()) && admitted.remove(s.requestId()) != null) {
+      liveIds.remove(s.requestId());
+    }
     try {
       o.sink.onFinish(
           new FinishEvent(
               s.requestId(),
               s.sampleIndex(),
               reason,
+              trailing,
               s.promptLength(),
               s.generatedTokens(),
               s.cachedPromptTokens(),
@@ -355,9 +460,6 @@ public final class Engine implements AutoCloseable {
               error));
     } catch (RuntimeException e) {
       LOG.warn("a request sink failed on finish of {}", s.requestId(), e);
-    }
-    if (allSamplesDone(s.requestId())) {
-      liveIds.remove(s.requestId());
     }
   }
 
@@ -387,6 +489,7 @@ public final class Engine implements AutoCloseable {
                       sub.request().id(),
                       i,
                       FinishReason.CANCELLED,
+                      "",
                       sub.request().promptIds().length,
                       0,
                       0,

@@ -10,6 +10,8 @@ package dev.starserve.engine;
  * @param kvBlocksFree KV blocks free (including cached, evictable ones)
  * @param prefixCacheHitTokensTotal prompt tokens found in the prefix cache since start
  * @param tokensScheduled tokens computed by the last step
+ * @param tokensScheduledTotal tokens computed since start (prompt tokens found in the prefix cache
+ *     are not computed, recomputed ones after a preemption are)
  * @param stepNanos duration of the last step
  * @param steps steps since start
  */
@@ -21,7 +23,8 @@ public record EngineStats(
     int kvBlocksFree,
     long prefixCacheHitTokensTotal,
     int tokensScheduled,
+    long tokensScheduledTotal,
     long stepNanos,
     long steps) {
-  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0);
+  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }

@@ -5,6 +5,11 @@ import java.util.List;
 /**
  * The last event of one sample.
  *
+ * @param trailingText output text that was held back until the end and is released by it (the start
+ *     of a possible stop sequence, the bytes of an unfinished character) when the sample ends
+ *     between tokens: by its time limit while waiting or preempted, by an abort. Usually empty: a
+ *     sample that ends at a token releases it with that token's text. The sample's output is the
+ *     concatenation of its token texts followed by this.
  * @param promptTokens tokens in the prompt as run (after truncation)
  * @param generatedTokens tokens generated, including a final EOS or stop token
  * @param cachedPromptTokens prompt tokens whose K/V came from the prefix cache
@@ -16,6 +21,7 @@ public record FinishEvent(
     String requestId,
     int sampleIndex,
     FinishReason reason,
+    String trailingText,
     int promptTokens,
     int generatedTokens,
     int cachedPromptTokens,

@@ -19,9 +19,11 @@ final class OutputState {
   final IncrementalDetokenizer detokenizer;
   final StopChecker stopChecker;
   final int[] endIds; // EOS ids (unless ignore_eos) and stop token ids
-  final long deadlineNanos; // 0 = none
+  final boolean hasDeadline;
+  final long deadlineNanos; // meaningful when hasDeadline
   final List<FinishEvent.PromptLogprob> promptLogprobs;
   private final int tokenizerVocab;
+  private boolean drained;
 
   OutputState(
       EngineRequest request,
@@ -38,8 +40,8 @@ final class OutputState {
     StoppingParams st = request.stopping();
     this.stopChecker = new StopChecker(st.stopSequences(), st.includeStopSequence());
     this.endIds = endIds;
-    this.deadlineNanos =
-        st.timeLimitMillis() == 0 ? 0 : nowNanos + st.timeLimitMillis() * 1_000_000;
+    this.hasDeadline = st.timeLimitMillis() > 0;
+    this.deadlineNanos = nowNanos + st.timeLimitMillis() * 1_000_000;
     this.promptLogprobs = request.promptLogprobs() ? new ArrayList<>() : null;
     this.tokenizerVocab = tokenizerVocab;
   }
@@ -51,6 +53,25 @@ final class OutputState {
       }
     }
     return false;
+  }
+
+  boolean pastDeadline(long nowNanos) {
+    return hasDeadline && nowNanos - deadlineNanos >= 0;
+  }
+
+  /**
+   * Releases the text still held back at the end of the sample: the detokenizer's unfinished bytes,
+   * then what the stop checker kept as a possible stop-sequence start. Afterwards {@link
+   * StopChecker#stopped()} tells whether that completed a stop sequence. Returns "" when called
+   * again or after a stop sequence already ended the sample.
+   */
+  String drain() {
+    if (drained || stopChecker.stopped()) {
+      return "";
+    }
+    drained = true;
+    String text = stopChecker.append(detokenizer.flush());
+    return stopChecker.stopped() ? text : text + stopChecker.flush();
   }
 
   /** The text a token adds (special tokens and ids beyond the tokenizer add none). */

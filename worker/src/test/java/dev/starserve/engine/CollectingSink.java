@@ -62,10 +62,13 @@ class CollectingSink implements RequestSink {
     for (TokenEvent e : tokens.get(sample)) {
       sb.append(e.text());
     }
+    if (finishes[sample] != null) {
+      sb.append(finishes[sample].trailingText());
+    }
     return sb.toString();
   }
 
-  FinishEvent finish(int sample) {
+  synchronized FinishEvent finish(int sample) {
     return finishes[sample];
   }
 }

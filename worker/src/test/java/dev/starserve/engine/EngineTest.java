@@ -6,17 +6,9 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.starserve.backend.KvDType;
-import dev.starserve.backend.cpu.CpuBackend;
-import dev.starserve.checkpoint.DType;
-import dev.starserve.engine.sched.SchedulerConfig;
 import dev.starserve.generate.GenerationResult;
 import dev.starserve.generate.GreedyGenerator;
-import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeModel;
-import dev.starserve.model.ModelDirectory;
-import dev.starserve.model.ModelShape;
-import dev.starserve.model.RandomModelWriter;
 import dev.starserve.sample.SamplingParams;
 import dev.starserve.text.Tokenizer;
 import java.nio.file.Path;
@@ -36,58 +28,29 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class EngineTest {
   @TempDir static Path tmp;
-  static ModelDirectory dir;
+  static TinyModel tiny;
   static GptBigCodeModel model;
   static Tokenizer tokenizer;
-  static final int[] EOS = {0};
+  static final int[] EOS = TinyModel.EOS;
 
   @BeforeAll
   static void open() throws Exception {
-    GptBigCodeConfig t = ModelShape.TINY.config();
-    // tiny, but with 2048 positions so that prompts of 1000 tokens fit
-    GptBigCodeConfig cfg =
-        new GptBigCodeConfig(
-            t.nEmbd(),
-            t.nHead(),
-            t.nLayer(),
-            t.nInner(),
-            2048,
-            t.vocabSize(),
-            true,
-            t.layerNormEpsilon(),
-            t.activation(),
-            t.scaleAttnWeights(),
-            0,
-            0);
-    Path p = tmp.resolve("tiny2048");
-    RandomModelWriter.write(p, cfg, DType.F32, 17, 0.1, 1);
-    dir = ModelDirectory.open(p);
-    model = new GptBigCodeModel(dir.config(), dir.weights(), new CpuBackend(2));
-    tokenizer = Tokenizer.load(dir.tokenizerJson(), dir.tokenizerConfigJson());
+    tiny = TinyModel.write(tmp);
+    model = tiny.model;
+    tokenizer = tiny.tokenizer;
   }
 
   @AfterAll
   static void close() {
-    model.close();
-    dir.close();
+    tiny.close();
   }
 
   static Engine engine(int numBlocks, int maxSeqs, int maxTokens, boolean prefixCaching) {
-    return new Engine(
-        model,
-        tokenizer,
-        EOS,
-        new EngineConfig(
-            16, numBlocks, KvDType.FP32, new SchedulerConfig(maxSeqs, maxTokens), prefixCaching));
+    return tiny.engine(numBlocks, maxSeqs, maxTokens, prefixCaching);
   }
 
   static int[] randomPrompt(long seed, int n) {
-    SplittableRandom r = new SplittableRandom(seed);
-    int[] ids = new int[n];
-    for (int i = 0; i < n; i++) {
-      ids[i] = 1 + r.nextInt(49151);
-    }
-    return ids;
+    return TinyModel.randomPrompt(seed, n);
   }
 
   /** 32 prompts of 1 to 1000 tokens. */
@@ -227,20 +190,40 @@ class EngineTest {
       e.submit(EngineRequest.greedy("b", second, GEN), s);
       withoutCache = s.await().ids(0);
       assertEquals(0, s.finish(0).cachedPromptTokens());
+      // the whole prompt, then one token for each decode step after the first token
+      assertEquals(1020 + withoutCache.length - 1, idleStatsAfter(e, 0).tokensScheduledTotal());
     }
     try (Engine e = engine(512, 8, 2048, true)) {
       CollectingSink a = new CollectingSink(1);
       e.submit(EngineRequest.greedy("a", prefix, GEN), a);
       a.await();
-      long before = e.stats().prefixCacheHitTokensTotal();
+      EngineStats before = idleStatsAfter(e, 0);
       CollectingSink b = new CollectingSink(1);
       e.submit(EngineRequest.greedy("b", second, GEN), b);
       b.await();
+      EngineStats after = idleStatsAfter(e, before.steps());
       // 1000 tokens = 62 full blocks of 16 (992 tokens) are reused; only 28 are computed.
       assertEquals(992, b.finish(0).cachedPromptTokens());
-      assertEquals(992, e.stats().prefixCacheHitTokensTotal() - before);
+      assertEquals(992, after.prefixCacheHitTokensTotal() - before.prefixCacheHitTokensTotal());
+      assertEquals(
+          28 + b.ids(0).length - 1, after.tokensScheduledTotal() - before.tokensScheduledTotal());
       assertArrayEquals(withoutCache, b.ids(0));
     }
+  }
+
+  /**
+   * The stats of the first idle moment after step {@code afterStep}: stats are published when a
+   * step ends, after the sinks heard of their finish, so wait for them (bounded).
+   */
+  static EngineStats idleStatsAfter(Engine e, long afterStep) {
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    EngineStats s = e.stats();
+    while ((s.running() > 0 || s.waiting() > 0 || s.steps() <= afterStep)
+        && System.nanoTime() < deadline) {
+      Thread.onSpinWait();
+      s = e.stats();
+    }
+    return s;
   }
 
   @Test
@@ -365,6 +348,16 @@ class EngineTest {
       assertThrows(
           IllegalArgumentException.class,
           () -> e.submit(EngineRequest.greedy("bad", new int[] {49152}, 1), new CollectingSink(1)));
+    }
+    try (Engine small = engine(4, 8, 256, true)) {
+      IllegalArgumentException x =
+          assertThrows(
+              IllegalArgumentException.class,
+              () ->
+                  small.submit(
+                      EngineRequest.greedy("big", randomPrompt(2, 64), 1), new CollectingSink(1)));
+      assertEquals(
+          "the prompt has 64 tokens but the KV cache holds only 64 positions", x.getMessage());
     }
   }
 

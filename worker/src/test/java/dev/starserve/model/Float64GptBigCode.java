@@ -7,17 +7,17 @@ import dev.starserve.checkpoint.TensorView;
  * from the HuggingFace definition as possible: whole sequence at once, no cache, no batching, every
  * weight widened to double. The oracle for whole-model logits.
  */
-final class Float64GptBigCode {
+public final class Float64GptBigCode {
   private final GptBigCodeConfig c;
   private final GptBigCodeWeights w;
 
-  Float64GptBigCode(GptBigCodeConfig config, GptBigCodeWeights weights) {
+  public Float64GptBigCode(GptBigCodeConfig config, GptBigCodeWeights weights) {
     this.c = config;
     this.w = weights;
   }
 
   /** Natural-log softmax of the logits at every position: {@code [T][vocab]}. */
-  double[][] logProbs(int[] ids) {
+  public double[][] logProbs(int[] ids) {
     double[][] logits = logits(ids);
     for (double[] row : logits) {
       double max = Double.NEGATIVE_INFINITY;

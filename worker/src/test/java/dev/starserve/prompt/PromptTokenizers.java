@@ -12,16 +12,16 @@ import java.nio.file.Path;
 import java.util.Map;
 
 /** Variants of the real StarCoder tokenizer, written to a temp dir. */
-final class PromptTokenizers {
+public final class PromptTokenizers {
   static final ObjectMapper JSON = new ObjectMapper();
 
   /** StarChat-beta's ids for its four chat tokens, right after StarCoder's 49152. */
-  static final Map<String, Integer> STARCHAT_IDS =
+  public static final Map<String, Integer> STARCHAT_IDS =
       Map.of("<|system|>", 49152, "<|user|>", 49153, "<|assistant|>", 49154, "<|end|>", 49155);
 
   private PromptTokenizers() {}
 
-  static ObjectNode starCoderJson() {
+  public static ObjectNode starCoderJson() {
     try (InputStream in =
         PromptTokenizers.class.getResourceAsStream("/starcoder-tokenizer/tokenizer.json")) {
       return (ObjectNode) JSON.readTree(in);
@@ -31,7 +31,7 @@ final class PromptTokenizers {
   }
 
   /** StarCoder plus the StarChat tokens in added_tokens (special) and the vocabulary. */
-  static ObjectNode starChatJson() {
+  public static ObjectNode starChatJson() {
     ObjectNode root = starCoderJson();
     ObjectNode vocab = (ObjectNode) root.path("model").path("vocab");
     STARCHAT_IDS.entrySet().stream()
@@ -52,7 +52,7 @@ final class PromptTokenizers {
   }
 
   /** StarCoder with SantaCoder's dash spelling of the FIM tokens. */
-  static ObjectNode dashFimJson() {
+  public static ObjectNode dashFimJson() {
     ObjectNode root = starCoderJson();
     ObjectNode vocab = (ObjectNode) root.path("model").path("vocab");
     for (String part : new String[] {"prefix", "middle", "suffix", "pad"}) {
@@ -69,7 +69,7 @@ final class PromptTokenizers {
   }
 
   /** StarCoder without any FIM token. */
-  static ObjectNode noFimJson() {
+  public static ObjectNode noFimJson() {
     ObjectNode root = starCoderJson();
     ObjectNode vocab = (ObjectNode) root.path("model").path("vocab");
     for (String part : new String[] {"prefix", "middle", "suffix", "pad"}) {
@@ -83,7 +83,7 @@ final class PromptTokenizers {
    * Writes tokenizer.json and, when {@code config} is not null, tokenizer_config.json, and loads
    * them.
    */
-  static Tokenizer load(Path dir, ObjectNode tokenizerJson, ObjectNode config) {
+  public static Tokenizer load(Path dir, ObjectNode tokenizerJson, ObjectNode config) {
     try {
       Path json = dir.resolve("tokenizer.json");
       Files.writeString(json, JSON.writeValueAsString(tokenizerJson));
@@ -97,7 +97,7 @@ final class PromptTokenizers {
     }
   }
 
-  static ObjectNode config(String chatTemplate, String bosToken, String eosToken) {
+  public static ObjectNode config(String chatTemplate, String bosToken, String eosToken) {
     ObjectNode c = JSON.createObjectNode();
     if (chatTemplate != null) {
       c.put("chat_template", chatTemplate);

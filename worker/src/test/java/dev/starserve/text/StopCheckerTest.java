@@ -285,6 +285,34 @@ class StopCheckerTest {
   }
 
   @Test
+  void aStopThatIsACharacterSplitOverSeveralByteTokensIsCutExactly() {
+    Tokenizer tok = Tokenizer.starCoder();
+    String text = "print('done 😀 ok')\n";
+    int[] ids = tok.encode(text);
+    // the emoji's four UTF-8 bytes are spread over more than one token
+    long partial =
+        java.util.stream.IntStream.of(ids)
+            .filter(id -> tok.decode(new int[] {id}, false).contains("\uFFFD"))
+            .count();
+    assertTrue(partial >= 2, "the emoji should take several byte tokens, got " + partial);
+
+    for (String stop : List.of("😀", "ne 😀 o")) {
+      IncrementalDetokenizer detok = tok.newDetokenizer(false);
+      StopChecker checker = new StopChecker(List.of(stop), false);
+      StringBuilder shown = new StringBuilder();
+      for (int id : ids) {
+        shown.append(checker.append(detok.push(id)));
+        if (checker.stopped()) {
+          break;
+        }
+      }
+
+      assertTrue(checker.stopped(), stop);
+      assertEquals(text.substring(0, text.indexOf(stop)), shown.toString(), stop);
+    }
+  }
+
+  @Test
   void badStopListsAreRejectedNamingStop() {
     assertMessage("stop must be a list", () -> new StopChecker(null, false));
     assertMessage(

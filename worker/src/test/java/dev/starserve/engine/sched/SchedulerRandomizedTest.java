@@ -13,9 +13,9 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * Drives the scheduler and the block manager through thousands of submit / step / abort / finish
- * events without a model, checking after every step that no block leaked or was freed twice, ref
- * counts agree with the block tables, and finished or aborted sequences hold no blocks.
+ * Drives the scheduler and the block manager through thousands of submit / step / abort / finish /
+ * expire events without a model, checking after every step that no block leaked or was freed twice,
+ * ref counts agree with the block tables, and finished or aborted sequences hold no blocks.
  */
 class SchedulerRandomizedTest {
 
@@ -39,6 +39,7 @@ class SchedulerRandomizedTest {
     long seqIds = 0;
     int steps = 0;
     int finished = 0;
+    int expiredCount = 0;
     for (int event = 0; event < 3000; event++) {
       int kind = r.nextInt(10);
       if (kind < 3 && live.size() < 40) {
@@ -62,6 +63,16 @@ class SchedulerRandomizedTest {
         sched.abort(victim.requestId()); // idempotent
         assertTrue(!kv.hasSequence(victim.seqId()), "an aborted sequence keeps blocks");
         live.remove(victim);
+      } else if (kind == 4 && r.nextInt(3) == 0 && !live.isEmpty()) {
+        // a time limit passing: the engine finishes the sequence wherever it is (running,
+        // waiting, half-way through its prompt, or preempted)
+        Sequence expired = live.get(r.nextInt(live.size()));
+        sched.finish(expired);
+        assertTrue(!kv.hasSequence(expired.seqId()), "an expired sequence keeps blocks");
+        assertTrue(!sched.all().contains(expired), "an expired sequence is still scheduled");
+        live.remove(expired);
+        expiredCount++;
+        kv.checkInvariants();
       } else {
         ScheduledBatch b = sched.schedule();
         steps++;
@@ -99,6 +110,7 @@ class SchedulerRandomizedTest {
     kv.checkInvariants();
     assertEquals(0, sched.numRunning() + sched.numWaiting());
     assertEquals(numBlocks, kv.numFreeBlocks(), "every block returned");
-    assertTrue(steps > 1000 && finished > 50, "the traffic exercised the scheduler");
+    assertTrue(
+        steps > 1000 && finished > 50 && expiredCount > 20, "the traffic exercised the scheduler");
   }
 }
