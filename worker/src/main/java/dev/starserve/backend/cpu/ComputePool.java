@@ -5,9 +5,10 @@ import java.util.concurrent.locks.LockSupport;
 
 /**
  * The compute threads of one engine: {@code parallelism − 1} platform threads plus the caller.
- * {@link #parallelFor} splits a range into one contiguous chunk per thread and returns when all are
- * done. Owned by the engine (never the common pool) so that model math never competes with request
- * handling for the same threads.
+ * {@link #parallelFor} hands out a range in chunks (each thread takes the next chunk when it is
+ * done with its last, so a thread slowed down by the OS or by its share of the work does not hold
+ * the others up) and returns when all are done. Owned by the engine (never the common pool) so that
+ * model math never competes with request handling for the same threads.
  *
  * <p>Workers spin briefly and then park between calls; a forward pass issues a few hundred calls
  * per step, so the spin keeps wake-up latency off the critical path.
@@ -25,11 +26,13 @@ public final class ComputePool implements AutoCloseable {
   private final int parallelism;
   private final Thread[] workers;
   private final AtomicInteger remaining = new AtomicInteger();
+  private final AtomicInteger next = new AtomicInteger(); // start of the next chunk to hand out
   private volatile int generation;
   private volatile boolean closed;
   private volatile Throwable failure;
   private RangeTask task; // published by the volatile write of generation
   private int size;
+  private int grain;
 
   public ComputePool(int parallelism) {
     if (parallelism < 1) {
@@ -50,8 +53,9 @@ public final class ComputePool implements AutoCloseable {
   }
 
   /**
-   * Runs {@code task} over {@code [0, n)} split into one chunk per thread; ranges shorter than
-   * {@code minChunk} per thread use fewer threads. Not reentrant: one caller at a time.
+   * Runs {@code task} over {@code [0, n)} in chunks of at least {@code minChunk} (about four per
+   * thread); a range shorter than {@code 2 · minChunk} runs on the caller alone. Which thread runs
+   * which chunk varies from call to call. Not reentrant: one caller at a time.
    */
   public void parallelFor(int n, int minChunk, RangeTask task) {
     if (n <= 0) {
@@ -64,6 +68,8 @@ public final class ComputePool implements AutoCloseable {
     }
     this.task = task;
     this.size = n;
+    this.grain = Math.max(Math.max(1, minChunk), (n + 4 * parallelism - 1) / (4 * parallelism));
+    this.next.set(0);
     this.failure = null;
     remaining.set(parallelism - 1);
     generation++; // publishes task and size
@@ -72,7 +78,7 @@ public final class ComputePool implements AutoCloseable {
     }
     Throwable own = null;
     try {
-      task.run(0, chunkEnd(0, n), 0);
+      runChunks(task, n, 0);
     } catch (Throwable t) {
       own = t;
     }
@@ -92,8 +98,11 @@ public final class ComputePool implements AutoCloseable {
     }
   }
 
-  private int chunkEnd(int worker, int n) {
-    return (int) ((long) n * (worker + 1) / parallelism);
+  private void runChunks(RangeTask t, int n, int worker) {
+    int g = grain;
+    for (int from = next.getAndAdd(g); from < n; from = next.getAndAdd(g)) {
+      t.run(from, Math.min(n, from + g), worker);
+    }
   }
 
   private void loop(int id) {
@@ -111,14 +120,8 @@ public final class ComputePool implements AutoCloseable {
         return;
       }
       seen = generation;
-      RangeTask t = task;
-      int n = size;
       try {
-        int from = (int) ((long) n * id / parallelism);
-        int to = chunkEnd(id, n);
-        if (from < to) {
-          t.run(from, to, id);
-        }
+        runChunks(task, size, id);
       } catch (Throwable e) {
         failure = e;
       } finally {

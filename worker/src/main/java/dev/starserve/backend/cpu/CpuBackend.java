@@ -228,6 +228,7 @@ public final class CpuBackend extends HostBackend {
     float[][] scratch = scores;
     int nHead = shape.nHead();
     float scale = shape.scale();
+    int bs = batch.blockSize();
     pool.parallelFor(
         n * nHead,
         1,
@@ -240,16 +241,20 @@ public final class CpuBackend extends HostBackend {
             int len = batch.positions()[t] + 1;
             int kvOff = shape.kvHeadOf(h) * hd;
             int q = t * qkvDim + shape.qOffset(h);
+            int[] table = batch.blockTables()[seq];
+            // Positions block by block: slot = table[b]·bs + offset, with no division per position.
             float max = Float.NEGATIVE_INFINITY;
-            for (int j = 0; j < len; j++) {
-              int k = batch.slotOf(seq, j) * kvDim + kvOff;
-              float dot =
-                  keysF != null
-                      ? VectorKernels.dot(in, q, keysF, k, hd)
-                      : KvBf16Kernels.dot(in, q, keysB, k, hd);
-              float v = dot * scale;
-              s[j] = v;
-              max = Math.max(max, v);
+            for (int b = 0, j = 0; j < len; b++) {
+              int k = table[b] * bs * kvDim + kvOff;
+              for (int end = Math.min(len, j + bs); j < end; j++, k += kvDim) {
+                float dot =
+                    keysF != null
+                        ? VectorKernels.dot(in, q, keysF, k, hd)
+                        : KvBf16Kernels.dot(in, q, keysB, k, hd);
+                float v = dot * scale;
+                s[j] = v;
+                max = Math.max(max, v);
+              }
             }
             float sum = 0;
             for (int j = 0; j < len; j++) {
@@ -260,12 +265,14 @@ public final class CpuBackend extends HostBackend {
             int dst = t * outDim + h * hd;
             java.util.Arrays.fill(o, dst, dst + hd, 0f);
             float inv = 1f / sum;
-            for (int j = 0; j < len; j++) {
-              int row = batch.slotOf(seq, j) * kvDim + kvOff;
-              if (valuesF != null) {
-                VectorKernels.axpy(s[j] * inv, valuesF, row, o, dst, hd);
-              } else {
-                KvBf16Kernels.axpy(s[j] * inv, valuesB, row, o, dst, hd);
+            for (int b = 0, j = 0; j < len; b++) {
+              int row = table[b] * bs * kvDim + kvOff;
+              for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+                if (valuesF != null) {
+                  VectorKernels.axpy(s[j] * inv, valuesF, row, o, dst, hd);
+                } else {
+                  KvBf16Kernels.axpy(s[j] * inv, valuesB, row, o, dst, hd);
+                }
               }
             }
           }

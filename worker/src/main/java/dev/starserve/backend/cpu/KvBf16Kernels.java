@@ -28,13 +28,21 @@ final class KvBf16Kernels {
 
   /** {@code Σ x[xi..xi+len) · k[ki..ki+len)} with k widened from bf16. */
   static float dot(float[] x, int xi, short[] k, int ki, int len) {
-    FloatVector acc = FloatVector.zero(VectorKernels.F);
-    int bound = VectorKernels.F.loopBound(len);
+    // Two accumulators, as in VectorKernels.dot: one chain of dependent FMAs is latency-bound.
+    FloatVector a0 = FloatVector.zero(VectorKernels.F);
+    FloatVector a1 = FloatVector.zero(VectorKernels.F);
+    int l = VectorKernels.L;
+    int bound2 = len / (2 * l) * (2 * l);
     int c = 0;
-    for (; c < bound; c += VectorKernels.L) {
-      acc = FloatVector.fromArray(VectorKernels.F, x, xi + c).fma(widen(k, ki + c), acc);
+    for (; c < bound2; c += 2 * l) {
+      a0 = FloatVector.fromArray(VectorKernels.F, x, xi + c).fma(widen(k, ki + c), a0);
+      a1 = FloatVector.fromArray(VectorKernels.F, x, xi + c + l).fma(widen(k, ki + c + l), a1);
     }
-    float s = acc.reduceLanes(VectorOperators.ADD);
+    int bound = VectorKernels.F.loopBound(len);
+    for (; c < bound; c += l) {
+      a0 = FloatVector.fromArray(VectorKernels.F, x, xi + c).fma(widen(k, ki + c), a0);
+    }
+    float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
     for (; c < len; c++) {
       s += x[xi + c] * Bf16.widen(k[ki + c]);
     }

@@ -22,8 +22,8 @@ import java.lang.foreign.MemorySegment;
 final class PanelGemm {
   private static final int P = PackedMatrix.P;
   private static final int GROUP = 4;
-  // Activations of one token block: a quarter of a typical 1-2 MiB L2, leaving room for panels.
-  private static final int BLOCK_FLOATS = 64 * 1024;
+  // Activations of one token block: half of a typical 1 MiB L2, leaving room for the panels.
+  private static final int BLOCK_FLOATS = 128 * 1024;
 
   private final ComputePool pool;
   private final float[][] scratch; // [worker][GROUP × P] outputs of a partial tile
@@ -41,7 +41,7 @@ final class PanelGemm {
       // Pairs of panels, so that each thread runs the two-panel kernel.
       pool.parallelFor(
           (w.panels() + 1) / 2,
-          4,
+          1,
           (from, to, worker) -> {
             decode(x, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
             addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));

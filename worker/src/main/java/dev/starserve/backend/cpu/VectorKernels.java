@@ -66,13 +66,28 @@ final class VectorKernels {
 
   /** {@code Σ a[ai..ai+len) · b[bi..bi+len)}. */
   static float dot(float[] a, int ai, float[] b, int bi, int len) {
-    FloatVector acc = FloatVector.zero(F);
-    int bound = F.loopBound(len);
+    // Four accumulators: a head-sized dot (64-128 values) is otherwise one chain of dependent FMAs.
+    FloatVector a0 = FloatVector.zero(F);
+    FloatVector a1 = FloatVector.zero(F);
+    FloatVector a2 = FloatVector.zero(F);
+    FloatVector a3 = FloatVector.zero(F);
+    int bound4 = len / (4 * L) * (4 * L);
     int c = 0;
-    for (; c < bound; c += L) {
-      acc = FloatVector.fromArray(F, a, ai + c).fma(FloatVector.fromArray(F, b, bi + c), acc);
+    for (; c < bound4; c += 4 * L) {
+      a0 = FloatVector.fromArray(F, a, ai + c).fma(FloatVector.fromArray(F, b, bi + c), a0);
+      a1 = FloatVector.fromArray(F, a, ai + c + L).fma(FloatVector.fromArray(F, b, bi + c + L), a1);
+      a2 =
+          FloatVector.fromArray(F, a, ai + c + 2 * L)
+              .fma(FloatVector.fromArray(F, b, bi + c + 2 * L), a2);
+      a3 =
+          FloatVector.fromArray(F, a, ai + c + 3 * L)
+              .fma(FloatVector.fromArray(F, b, bi + c + 3 * L), a3);
     }
-    float s = acc.reduceLanes(VectorOperators.ADD);
+    int bound = F.loopBound(len);
+    for (; c < bound; c += L) {
+      a0 = FloatVector.fromArray(F, a, ai + c).fma(FloatVector.fromArray(F, b, bi + c), a0);
+    }
+    float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
     for (; c < len; c++) {
       s += a[ai + c] * b[bi + c];
     }
