@@ -243,19 +243,11 @@ public final class CpuBackend extends HostBackend {
             int q = t * qkvDim + shape.qOffset(h);
             int[] table = batch.blockTables()[seq];
             // Positions block by block: slot = table[b]·bs + offset, with no division per position.
-            float max = Float.NEGATIVE_INFINITY;
-            for (int b = 0, j = 0; j < len; b++) {
-              int k = table[b] * bs * kvDim + kvOff;
-              for (int end = Math.min(len, j + bs); j < end; j++, k += kvDim) {
-                float dot =
-                    keysF != null
-                        ? VectorKernels.dot(in, q, keysF, k, hd)
-                        : KvBf16Kernels.dot(in, q, keysB, k, hd);
-                float v = dot * scale;
-                s[j] = v;
-                max = Math.max(max, v);
-              }
-            }
+            float max =
+                keysF != null
+                    ? VectorKernels.scores(in, q, len, table, bs, kvDim, kvOff, keysF, scale, s, hd)
+                    : KvBf16Kernels.scores(
+                        in, q, len, table, bs, kvDim, kvOff, keysB, scale, s, hd);
             float sum = 0;
             for (int j = 0; j < len; j++) {
               float e = (float) Math.exp(s[j] - max);
@@ -263,17 +255,11 @@ public final class CpuBackend extends HostBackend {
               sum += e;
             }
             int dst = t * outDim + h * hd;
-            java.util.Arrays.fill(o, dst, dst + hd, 0f);
             float inv = 1f / sum;
-            for (int b = 0, j = 0; j < len; b++) {
-              int row = table[b] * bs * kvDim + kvOff;
-              for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
-                if (valuesF != null) {
-                  VectorKernels.axpy(s[j] * inv, valuesF, row, o, dst, hd);
-                } else {
-                  KvBf16Kernels.axpy(s[j] * inv, valuesB, row, o, dst, hd);
-                }
-              }
+            if (valuesF != null) {
+              VectorKernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesF, inv, o, dst, hd);
+            } else {
+              KvBf16Kernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesB, inv, o, dst, hd);
             }
           }
         });

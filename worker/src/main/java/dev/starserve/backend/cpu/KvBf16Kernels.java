@@ -26,41 +26,95 @@ final class KvBf16Kernels {
     return w.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
   }
 
-  /** {@code Σ x[xi..xi+len) · k[ki..ki+len)} with k widened from bf16. */
-  static float dot(float[] x, int xi, short[] k, int ki, int len) {
-    // Two accumulators, as in VectorKernels.dot: one chain of dependent FMAs is latency-bound.
-    FloatVector a0 = FloatVector.zero(VectorKernels.F);
-    FloatVector a1 = FloatVector.zero(VectorKernels.F);
+  /** {@link VectorKernels#weightedSum} over bf16 value rows, {@code 2L} dimensions at a time. */
+  static void weightedSum(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      short[] v,
+      float scale,
+      float[] o,
+      int dst,
+      int hd) {
     int l = VectorKernels.L;
-    int bound2 = len / (2 * l) * (2 * l);
     int c = 0;
-    for (; c < bound2; c += 2 * l) {
-      a0 = FloatVector.fromArray(VectorKernels.F, x, xi + c).fma(widen(k, ki + c), a0);
-      a1 = FloatVector.fromArray(VectorKernels.F, x, xi + c + l).fma(widen(k, ki + c + l), a1);
+    for (; c + 2 * l <= hd; c += 2 * l) {
+      weightedRows2(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
     }
-    int bound = VectorKernels.F.loopBound(len);
-    for (; c < bound; c += l) {
-      a0 = FloatVector.fromArray(VectorKernels.F, x, xi + c).fma(widen(k, ki + c), a0);
+    for (; c < hd; c++) {
+      float a = 0;
+      for (int b = 0, j = 0; j < len; b++) {
+        int row = table[b] * bs * kvDim + off + c;
+        for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+          a += p[j] * Bf16.widen(v[row]);
+        }
+      }
+      o[dst + c] = a * scale;
     }
-    float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
-    for (; c < len; c++) {
-      s += x[xi + c] * Bf16.widen(k[ki + c]);
-    }
-    return s;
   }
 
-  /** {@code y[yi..yi+len) += alpha · v[vi..vi+len)} with v widened from bf16. */
-  static void axpy(float alpha, short[] v, int vi, float[] y, int yi, int len) {
-    FloatVector av = FloatVector.broadcast(VectorKernels.F, alpha);
-    int bound = VectorKernels.F.loopBound(len);
-    int c = 0;
-    for (; c < bound; c += VectorKernels.L) {
-      widen(v, vi + c)
-          .fma(av, FloatVector.fromArray(VectorKernels.F, y, yi + c))
-          .intoArray(y, yi + c);
+  private static void weightedRows2(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      short[] v,
+      float scale,
+      float[] o,
+      int dst) {
+    int l = VectorKernels.L;
+    FloatVector a0 = FloatVector.zero(VectorKernels.F);
+    FloatVector a1 = FloatVector.zero(VectorKernels.F);
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        FloatVector w = FloatVector.broadcast(VectorKernels.F, p[j]);
+        a0 = widen(v, row).fma(w, a0);
+        a1 = widen(v, row + l).fma(w, a1);
+      }
     }
-    for (; c < len; c++) {
-      y[yi + c] += alpha * Bf16.widen(v[vi + c]);
+    a0.mul(scale).intoArray(o, dst);
+    a1.mul(scale).intoArray(o, dst + l);
+  }
+
+  /** {@link VectorKernels#scores} over bf16 key rows. */
+  static float scores(
+      float[] x,
+      int q,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      short[] k,
+      float scale,
+      float[] s,
+      int hd) {
+    int l = VectorKernels.L;
+    int bound = hd / l * l;
+    float max = Float.NEGATIVE_INFINITY;
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        FloatVector a = FloatVector.zero(VectorKernels.F);
+        int c = 0;
+        for (; c < bound; c += l) {
+          a = FloatVector.fromArray(VectorKernels.F, x, q + c).fma(widen(k, row + c), a);
+        }
+        float d = a.reduceLanes(VectorOperators.ADD);
+        for (; c < hd; c++) {
+          d += x[q + c] * Bf16.widen(k[row + c]);
+        }
+        float v = d * scale;
+        s[j] = v;
+        max = Math.max(max, v);
+      }
     }
+    return max;
   }
 }

@@ -64,48 +64,183 @@ final class VectorKernels {
     };
   }
 
-  /** {@code Σ a[ai..ai+len) · b[bi..bi+len)}. */
-  static float dot(float[] a, int ai, float[] b, int bi, int len) {
-    // Four accumulators: a head-sized dot (64-128 values) is otherwise one chain of dependent FMAs.
+  /**
+   * {@code o[dst + c] = scale · Σ_j p[j] · v[slot(j)·kvDim + off + c]} for c in {@code [0, hd)}:
+   * attention's weighted sum of value rows, positions {@code 0..len-1} read through the block
+   * table. The output stays in registers over all positions, {@code 8L} dimensions at a time (an
+   * axpy per position would load and store it once per position; eight accumulators are the FMA
+   * chains in flight that hide the FMA latency, since each is updated once per position).
+   */
+  static void weightedSum(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      float[] v,
+      float scale,
+      float[] o,
+      int dst,
+      int hd) {
+    int c = 0;
+    for (; c + 8 * L <= hd; c += 8 * L) {
+      weightedRows8(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+    }
+    for (; c + 4 * L <= hd; c += 4 * L) {
+      weightedRows4(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+    }
+    for (; c + L <= hd; c += L) {
+      weightedRows1(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+    }
+    for (; c < hd; c++) {
+      float a = 0;
+      for (int b = 0, j = 0; j < len; b++) {
+        int row = table[b] * bs * kvDim + off + c;
+        for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+          a += p[j] * v[row];
+        }
+      }
+      o[dst + c] = a * scale;
+    }
+  }
+
+  private static void weightedRows8(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      float[] v,
+      float scale,
+      float[] o,
+      int dst) {
     FloatVector a0 = FloatVector.zero(F);
     FloatVector a1 = FloatVector.zero(F);
     FloatVector a2 = FloatVector.zero(F);
     FloatVector a3 = FloatVector.zero(F);
-    int bound4 = len / (4 * L) * (4 * L);
-    int c = 0;
-    for (; c < bound4; c += 4 * L) {
-      a0 = FloatVector.fromArray(F, a, ai + c).fma(FloatVector.fromArray(F, b, bi + c), a0);
-      a1 = FloatVector.fromArray(F, a, ai + c + L).fma(FloatVector.fromArray(F, b, bi + c + L), a1);
-      a2 =
-          FloatVector.fromArray(F, a, ai + c + 2 * L)
-              .fma(FloatVector.fromArray(F, b, bi + c + 2 * L), a2);
-      a3 =
-          FloatVector.fromArray(F, a, ai + c + 3 * L)
-              .fma(FloatVector.fromArray(F, b, bi + c + 3 * L), a3);
+    FloatVector a4 = FloatVector.zero(F);
+    FloatVector a5 = FloatVector.zero(F);
+    FloatVector a6 = FloatVector.zero(F);
+    FloatVector a7 = FloatVector.zero(F);
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        FloatVector w = FloatVector.broadcast(F, p[j]);
+        a0 = FloatVector.fromArray(F, v, row).fma(w, a0);
+        a1 = FloatVector.fromArray(F, v, row + L).fma(w, a1);
+        a2 = FloatVector.fromArray(F, v, row + 2 * L).fma(w, a2);
+        a3 = FloatVector.fromArray(F, v, row + 3 * L).fma(w, a3);
+        a4 = FloatVector.fromArray(F, v, row + 4 * L).fma(w, a4);
+        a5 = FloatVector.fromArray(F, v, row + 5 * L).fma(w, a5);
+        a6 = FloatVector.fromArray(F, v, row + 6 * L).fma(w, a6);
+        a7 = FloatVector.fromArray(F, v, row + 7 * L).fma(w, a7);
+      }
     }
-    int bound = F.loopBound(len);
-    for (; c < bound; c += L) {
-      a0 = FloatVector.fromArray(F, a, ai + c).fma(FloatVector.fromArray(F, b, bi + c), a0);
-    }
-    float s = a0.add(a1).add(a2.add(a3)).reduceLanes(VectorOperators.ADD);
-    for (; c < len; c++) {
-      s += a[ai + c] * b[bi + c];
-    }
-    return s;
+    a0.mul(scale).intoArray(o, dst);
+    a1.mul(scale).intoArray(o, dst + L);
+    a2.mul(scale).intoArray(o, dst + 2 * L);
+    a3.mul(scale).intoArray(o, dst + 3 * L);
+    a4.mul(scale).intoArray(o, dst + 4 * L);
+    a5.mul(scale).intoArray(o, dst + 5 * L);
+    a6.mul(scale).intoArray(o, dst + 6 * L);
+    a7.mul(scale).intoArray(o, dst + 7 * L);
   }
 
-  /** {@code y[yi..yi+len) += alpha · x[xi..xi+len)}. */
-  static void axpy(float alpha, float[] x, int xi, float[] y, int yi, int len) {
-    FloatVector av = FloatVector.broadcast(F, alpha);
-    int bound = F.loopBound(len);
-    int c = 0;
-    for (; c < bound; c += L) {
-      FloatVector.fromArray(F, x, xi + c)
-          .fma(av, FloatVector.fromArray(F, y, yi + c))
-          .intoArray(y, yi + c);
+  private static void weightedRows4(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      float[] v,
+      float scale,
+      float[] o,
+      int dst) {
+    FloatVector a0 = FloatVector.zero(F);
+    FloatVector a1 = FloatVector.zero(F);
+    FloatVector a2 = FloatVector.zero(F);
+    FloatVector a3 = FloatVector.zero(F);
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        FloatVector w = FloatVector.broadcast(F, p[j]);
+        a0 = FloatVector.fromArray(F, v, row).fma(w, a0);
+        a1 = FloatVector.fromArray(F, v, row + L).fma(w, a1);
+        a2 = FloatVector.fromArray(F, v, row + 2 * L).fma(w, a2);
+        a3 = FloatVector.fromArray(F, v, row + 3 * L).fma(w, a3);
+      }
     }
-    for (; c < len; c++) {
-      y[yi + c] += alpha * x[xi + c];
+    a0.mul(scale).intoArray(o, dst);
+    a1.mul(scale).intoArray(o, dst + L);
+    a2.mul(scale).intoArray(o, dst + 2 * L);
+    a3.mul(scale).intoArray(o, dst + 3 * L);
+  }
+
+  private static void weightedRows1(
+      float[] p,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      float[] v,
+      float scale,
+      float[] o,
+      int dst) {
+    FloatVector a = FloatVector.zero(F);
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        a = FloatVector.fromArray(F, v, row).fma(FloatVector.broadcast(F, p[j]), a);
+      }
     }
+    a.mul(scale).intoArray(o, dst);
+  }
+
+  /**
+   * {@code s[j] = scale · q · k(j)} for positions {@code 0..len-1}, the key rows read through the
+   * block table ({@code k(j)} at {@code slot(j)·kvDim + off}); returns {@code max_j s[j]}. The
+   * position loop is inside so that C2 compiles it as one loop (a dot method called per position is
+   * too large to inline).
+   */
+  static float scores(
+      float[] x,
+      int q,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      int off,
+      float[] k,
+      float scale,
+      float[] s,
+      int hd) {
+    int bound2 = hd / (2 * L) * (2 * L);
+    float max = Float.NEGATIVE_INFINITY;
+    for (int b = 0, j = 0; j < len; b++) {
+      int row = table[b] * bs * kvDim + off;
+      for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
+        FloatVector a0 = FloatVector.zero(F);
+        FloatVector a1 = FloatVector.zero(F);
+        int c = 0;
+        for (; c < bound2; c += 2 * L) {
+          a0 = FloatVector.fromArray(F, x, q + c).fma(FloatVector.fromArray(F, k, row + c), a0);
+          a1 =
+              FloatVector.fromArray(F, x, q + c + L)
+                  .fma(FloatVector.fromArray(F, k, row + c + L), a1);
+        }
+        float d = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        for (; c < hd; c++) {
+          d += x[q + c] * k[row + c];
+        }
+        float v = d * scale;
+        s[j] = v;
+        max = Math.max(max, v);
+      }
+    }
+    return max;
   }
 }
