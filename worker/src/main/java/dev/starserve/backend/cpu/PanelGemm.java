@@ -14,24 +14,26 @@ import java.lang.foreign.MemorySegment;
  * in the L2 cache while every panel of the thread passes over them.
  *
  * <pre>
- * xp, group g (tokens 4g..4g+3, zero past n):  x[4g][0] x[4g+1][0] x[4g+2][0] x[4g+3][0] x[4g][1] …
+ * xp, a group of size g from token t0 (zero past n):  x[t0][0] x[t0+1][0] … x[t0+g-1][0] x[t0][1] …
  * </pre>
  *
  * <p>Not thread-safe: one owner (the engine loop) calls it.
  */
 final class PanelGemm {
   private static final int P = PackedMatrix.P;
-  private static final int GROUP = 4;
+  private static final int MAX_GROUP = 6;
   // Activations of one token block: half of a typical 1 MiB L2, leaving room for the panels.
   private static final int BLOCK_FLOATS = 128 * 1024;
 
   private final ComputePool pool;
-  private final float[][] scratch; // [worker][GROUP × P] outputs of a partial tile
-  private float[] xp = new float[0]; // [groups × cols × GROUP]
+  private final float[][] scratch; // [worker][6 × P] outputs of a partial tile
+  private float[] xp = new float[0]; // [padded tokens × cols], group by group
+  private int[] groupStart = new int[0]; // first token of each group
+  private int[] groupSize = new int[0]; // 6 or 4 tokens
 
   PanelGemm(ComputePool pool) {
     this.pool = pool;
-    this.scratch = new float[pool.parallelism()][GROUP * P];
+    this.scratch = new float[pool.parallelism()][MAX_GROUP * P];
   }
 
   void linear(float[] x, int n, PackedMatrix w, DType bt, MemorySegment bias, float[] out) {
@@ -48,48 +50,94 @@ final class PanelGemm {
           });
       return;
     }
-    int groups = (n + GROUP - 1) / GROUP;
-    if (xp.length < groups * cols * GROUP) {
-      xp = new float[groups * cols * GROUP];
+    int groups = plan(n);
+    int padded = groupStart[groups - 1] + groupSize[groups - 1];
+    if (xp.length < padded * cols) {
+      xp = new float[padded * cols];
     }
-    interleave(x, n, cols, xp);
+    interleave(x, n, cols, groups, xp);
     float[] packed = xp;
-    int groupsPerBlock = Math.max(1, BLOCK_FLOATS / (cols * GROUP));
+    int tokensPerBlock = Math.max(6, BLOCK_FLOATS / cols);
     pool.parallelFor(
         w.panels(),
         1,
         (from, to, worker) -> {
-          for (int g0 = 0; g0 < groups; g0 += groupsPerBlock) {
-            int g1 = Math.min(groups, g0 + groupsPerBlock);
+          for (int g0 = 0; g0 < groups; ) {
+            int g1 = g0 + 1;
+            while (g1 < groups
+                && groupStart[g1] + groupSize[g1] - groupStart[g0] <= tokensPerBlock) {
+              g1++;
+            }
             for (int p = from; p < to; p++) {
               for (int g = g0; g < g1; g++) {
-                tile(packed, g, n, w, p, out, worker);
+                tile(packed, groupStart[g], groupSize[g], n, w, p, out, worker);
               }
             }
+            g0 = g1;
           }
           addBias(out, n, rows, bt, bias, from * P, Math.min(to * P, rows));
         });
   }
 
-  /** Four tokens (group g) × panel p, through the scratch tile when either is partial. */
-  private void tile(float[] xpk, int g, int n, PackedMatrix w, int p, float[] out, int worker) {
+  /**
+   * Splits {@code n} tokens into groups of six, then four, wasting the fewest padded slots (32 =
+   * 4×6 + 2×4); fills {@link #groupStart} and {@link #groupSize} and returns the number of groups.
+   */
+  private int plan(int n) {
+    int best6 = 0;
+    int bestWaste = Integer.MAX_VALUE;
+    for (int n6 = n / 6; n6 >= Math.max(0, n / 6 - 2); n6--) {
+      int n4 = (n - 6 * n6 + 3) / 4;
+      int waste = 6 * n6 + 4 * n4 - n;
+      if (waste < bestWaste) {
+        bestWaste = waste;
+        best6 = n6;
+      }
+    }
+    int n4 = (n - 6 * best6 + 3) / 4;
+    int groups = best6 + n4;
+    if (groupStart.length < groups) {
+      groupStart = new int[groups];
+      groupSize = new int[groups];
+    }
+    int t = 0;
+    for (int g = 0; g < groups; g++) {
+      groupSize[g] = g < best6 ? 6 : 4;
+      groupStart[g] = t;
+      t += groupSize[g];
+    }
+    return groups;
+  }
+
+  /**
+   * {@code size} tokens from {@code t0} × panel p, through the scratch tile when either is partial.
+   */
+  private void tile(
+      float[] xpk, int t0, int size, int n, PackedMatrix w, int p, float[] out, int worker) {
     int rows = w.rows();
     int cols = w.cols();
-    int t0 = g * GROUP;
     int r0 = p * P;
-    boolean full = t0 + GROUP <= n && r0 + P <= rows;
+    boolean full = t0 + size <= n && r0 + P <= rows;
     float[] dst = full ? out : scratch[worker];
     int o0 = full ? t0 * rows + r0 : 0;
     int os = full ? rows : P;
-    int xb = g * cols * GROUP;
+    int xb = t0 * cols;
     long wb = w.panelOffset(p);
-    switch (w.dtype()) {
-      case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
-      case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
-      case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+    if (size == 6) {
+      switch (w.dtype()) {
+        case BF16 -> Bf16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case F16 -> F16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case F32 -> F32Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
+      }
+    } else {
+      switch (w.dtype()) {
+        case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+      }
     }
     if (!full) {
-      int tn = Math.min(GROUP, n - t0);
+      int tn = Math.min(size, n - t0);
       int rn = Math.min(P, rows - r0);
       for (int t = 0; t < tn; t++) {
         System.arraycopy(dst, t * P, out, (t0 + t) * rows + r0, rn);
@@ -128,20 +176,22 @@ final class PanelGemm {
     }
   }
 
-  private static void interleave(float[] x, int n, int cols, float[] xp) {
-    int groups = (n + GROUP - 1) / GROUP;
+  /** Lays the tokens out group by group: group g holds {@code xp[start·cols + k·size + t]}. */
+  private void interleave(float[] x, int n, int cols, int groups, float[] xp) {
     for (int g = 0; g < groups; g++) {
-      int base = g * cols * GROUP;
-      for (int t = 0; t < GROUP; t++) {
-        int token = g * GROUP + t;
+      int t0 = groupStart[g];
+      int size = groupSize[g];
+      int base = t0 * cols;
+      for (int t = 0; t < size; t++) {
+        int token = t0 + t;
         if (token < n) {
           int src = token * cols;
           for (int k = 0; k < cols; k++) {
-            xp[base + k * GROUP + t] = x[src + k];
+            xp[base + k * size + t] = x[src + k];
           }
         } else {
           for (int k = 0; k < cols; k++) {
-            xp[base + k * GROUP + t] = 0f;
+            xp[base + k * size + t] = 0f;
           }
         }
       }

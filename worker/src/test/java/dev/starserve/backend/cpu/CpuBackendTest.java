@@ -97,18 +97,20 @@ class CpuBackendTest {
     int out = 80; // five panels: a pair, a pair and a single on the decoding path
     var w = random(arena, "w", dtype, 41, 0, 0.5, out, in);
     var b = random(arena, "b", dtype, 42, 0, 0.5, out);
-    int n = 11;
-    float[] x = randomArray(43, n * in, 1.0);
-    float[] batched = runLinear(CPU, x, n, in, out, w, b);
-    for (int t = 0; t < n; t++) {
-      float[] one = new float[in];
-      System.arraycopy(x, t * in, one, 0, in);
-      float[] alone = runLinear(CPU, one, 1, in, out, w, b);
-      for (int r = 0; r < out; r++) {
-        assertEquals(
-            Float.floatToIntBits(alone[r]),
-            Float.floatToIntBits(batched[t * out + r]),
-            dtype + " token " + t + " row " + r + " alone vs in a batch of " + n);
+    // 11 tokens run as groups of 4+4+4 (one padded), 16 as 6+6+4.
+    for (int n : new int[] {11, 16}) {
+      float[] x = randomArray(43 + n, n * in, 1.0);
+      float[] batched = runLinear(CPU, x, n, in, out, w, b);
+      for (int t = 0; t < n; t++) {
+        float[] one = new float[in];
+        System.arraycopy(x, t * in, one, 0, in);
+        float[] alone = runLinear(CPU, one, 1, in, out, w, b);
+        for (int r = 0; r < out; r++) {
+          assertEquals(
+              Float.floatToIntBits(alone[r]),
+              Float.floatToIntBits(batched[t * out + r]),
+              dtype + " token " + t + " row " + r + " alone vs in a batch of " + n);
+        }
       }
     }
   }
