@@ -16,7 +16,8 @@ import picocli.CommandLine.Option;
     subcommands = {
       BenchCommand.Forward.class,
       BenchCommand.EngineSpeed.class,
-      BenchCommand.TokenizerSpeed.class
+      BenchCommand.TokenizerSpeed.class,
+      BenchCommand.Limits.class
     })
 final class BenchCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -208,6 +209,57 @@ final class BenchCommand implements Runnable {
           m.put("concurrency", levels);
           System.out.println(Json.write(m));
         }
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "limits",
+      mixinStandardHelpOptions = true,
+      description =
+          "This machine's memory bandwidth (STREAM-like triad) and FP32 FMA peak, on one thread"
+              + " and on all cores, measured from Java.")
+  static final class Limits implements Callable<Integer> {
+    @Option(
+        names = "--threads",
+        description = "threads for the all-cores figures (default: all cores)")
+    Integer threads;
+
+    @Option(
+        names = "--array-mib",
+        defaultValue = "256",
+        description = "MiB per triad array, 3 per thread (default: ${DEFAULT-VALUE})")
+    int arrayMib;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() throws Exception {
+      int all = threads == null ? Runtime.getRuntime().availableProcessors() : threads;
+      long bytes = (long) arrayMib << 20;
+      dev.starserve.bench.MachineLimits.fmaPeak(1, 20_000_000L, 2); // warm-up: JIT the loops
+      dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
+      double bw1 = dev.starserve.bench.MachineLimits.bandwidth(1, bytes, 5);
+      double bwAll = dev.starserve.bench.MachineLimits.bandwidth(all, bytes, 5);
+      double fma1 = dev.starserve.bench.MachineLimits.fmaPeak(1, 200_000_000L, 5);
+      double fmaAll = dev.starserve.bench.MachineLimits.fmaPeak(all, 200_000_000L, 5);
+      if (json) {
+        Map<String, Object> m = new LinkedHashMap<>();
+        m.put("threads", all);
+        m.put("bandwidth_gb_per_s_1", bw1 / 1e9);
+        m.put("bandwidth_gb_per_s_all", bwAll / 1e9);
+        m.put("fma_gflop_per_s_1", fma1 / 1e9);
+        m.put("fma_gflop_per_s_all", fmaAll / 1e9);
+        System.out.println(Json.write(m));
+      } else {
+        System.out.printf(
+            "memory bandwidth (triad): %.1f GB/s on 1 thread, %.1f GB/s on %d%n",
+            bw1 / 1e9, bwAll / 1e9, all);
+        System.out.printf(
+            "FP32 FMA peak:            %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d%n",
+            fma1 / 1e9, fmaAll / 1e9, all);
       }
       return 0;
     }
