@@ -1,5 +1,6 @@
 package dev.starserve.cli;
 
+import java.util.List;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -31,6 +32,12 @@ public final class Main implements Runnable {
   /** Runs a command line and returns its exit code (tests call this). */
   public static int run(String... args) {
     CommandLine cl = new CommandLine(new Main());
+    try {
+      cl.setDefaultValueProvider(SettingsDefaultProvider.forArgs(List.of(args), System.getenv()));
+    } catch (IllegalArgumentException e) {
+      cl.getErr().println("error: " + e.getMessage());
+      return 2;
+    }
     cl.setExecutionExceptionHandler(
         (ex, cmd, parsed) -> {
           // A user error (bad model directory, bad prompt) is a message, not a stack trace.
