@@ -83,7 +83,9 @@ final class Relay implements GenerationStream {
   }
 
   void start() {
-    onContext(this::next);
+    // NOTE: always a later turn of the context, so that no listener callback (not even "no
+    // worker") runs before generate() has returned the stream to its caller.
+    context.runOnContext(v -> next());
   }
 
   @Override
