@@ -61,6 +61,11 @@ final class FakeWorker implements AutoCloseable {
   volatile long tokenDelayMillis = 2;
   volatile String requiredSecret = "";
 
+  /** Sends tokens of 1 KiB text as fast as the transport takes them (for flow-control tests). */
+  volatile boolean flood;
+
+  final AtomicInteger emitted = new AtomicInteger();
+
   FakeWorker(Vertx vertx, String id) throws Exception {
     this.vertx = vertx;
     this.id = id;
@@ -146,6 +151,10 @@ final class FakeWorker implements AutoCloseable {
               .setStarted(Started.newBuilder().setSeed(seed).setInputTokenCount(prompt.length()))
               .build());
       int max = req.getStopping().getMaxNewTokens();
+      if (flood) {
+        flood(obs, prompt, max);
+        return;
+      }
       int failAfter = failAfterTokens;
       Failure how = failure;
       step(req, obs, prompt, req.getResumeTokenIdsCount(), max, 0, failAfter, how);
@@ -199,6 +208,40 @@ final class FakeWorker implements AutoCloseable {
       }
       vertx.setTimer(
           tokenDelayMillis, t -> step(req, out, prompt, index + 1, max, sent + 1, failAfter, how));
+    }
+
+    private void flood(ServerCallStreamObserver<GenerateEvent> out, String prompt, int max) {
+      String text = "x".repeat(1024);
+      int[] next = {0};
+      Runnable pump =
+          () -> {
+            while (out.isReady() && !out.isCancelled() && next[0] < max) {
+              int i = next[0]++;
+              emitted.incrementAndGet();
+              send(
+                  out,
+                  GenerateEvent.newBuilder()
+                      .setTokens(
+                          Tokens.newBuilder()
+                              .addTokens(
+                                  Token.newBuilder()
+                                      .setIndex(i)
+                                      .setId(tokenAt(prompt, i))
+                                      .setText(text)))
+                      .build());
+            }
+            if (next[0] == max && !out.isCancelled()) {
+              next[0]++;
+              send(
+                  out,
+                  GenerateEvent.newBuilder()
+                      .setFinished(Finished.newBuilder().setReason(FinishReason.LENGTH))
+                      .build());
+              out.onCompleted();
+            }
+          };
+      out.setOnReadyHandler(pump);
+      pump.run();
     }
 
     // The gateway may cancel between the check and the write; the fake just stops then.

@@ -308,6 +308,29 @@ class RoutingGeneratorTest {
   }
 
   @Test
+  void aPausedStreamStopsTheWorkerInsteadOfBufferingEverything() throws Exception {
+    a.flood = true;
+    String prompt = promptPreferring(a, "flood");
+    int total = 4_000; // 4 MiB of token text if nothing held it back
+    Heard heard = new Heard();
+    GenerationStream[] stream = start(router, request(prompt, total), heard);
+    await("tokens flow", () -> !heard.tokens.isEmpty());
+    context.runOnContext(v -> stream[0].pause());
+    int plateau = -1;
+    for (int i = 0; i < 50; i++) {
+      int before = a.emitted.get();
+      Thread.sleep(100);
+      if (a.emitted.get() == before) {
+        plateau = before;
+        break;
+      }
+    }
+    assertTrue(plateau > 0 && plateau < total / 4, "the worker stopped at " + plateau);
+    context.runOnContext(v -> stream[0].resume());
+    assertComplete(heard, prompt, total);
+  }
+
+  @Test
   void withNoWorkerTheRequestFailsAtOnce() throws Exception {
     view.remove(a.id);
     view.remove(b.id);
