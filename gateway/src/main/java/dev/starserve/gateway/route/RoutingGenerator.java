@@ -68,6 +68,7 @@ public final class RoutingGenerator implements Generator, AutoCloseable {
   private final Map<String, Integer> inFlight = new ConcurrentHashMap<>();
   private final Set<Relay> open = ConcurrentHashMap.newKeySet();
   private final WorkerView.Subscription subscription;
+  private volatile Set<String> lastWorkerIds = Set.of();
 
   public RoutingGenerator(
       Vertx vertx,
@@ -220,6 +221,16 @@ public final class RoutingGenerator implements Generator, AutoCloseable {
 
   private void workersChanged() {
     Map<String, WorkerInfo> now = workers.snapshot();
+    // NOTE: most changes are heartbeats (load figures); only joins and departures concern the
+    // open streams and the clients.
+    Set<String> ids =
+        now.values().stream()
+            .map(w -> w.getWorkerId() + "@" + w.getAddress())
+            .collect(Collectors.toUnmodifiableSet());
+    if (ids.equals(lastWorkerIds)) {
+      return;
+    }
+    lastWorkerIds = ids;
     for (Relay r : open) {
       r.checkWorker(now);
     }
