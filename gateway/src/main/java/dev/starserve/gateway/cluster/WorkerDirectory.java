@@ -1,0 +1,317 @@
+package dev.starserve.gateway.cluster;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import com.hazelcast.cluster.Member;
+import com.hazelcast.cluster.MembershipEvent;
+import com.hazelcast.cluster.MembershipListener;
+import com.hazelcast.core.EntryEvent;
+import com.hazelcast.core.HazelcastInstance;
+import com.hazelcast.map.IMap;
+import com.hazelcast.map.listener.EntryAddedListener;
+import com.hazelcast.map.listener.EntryEvictedListener;
+import com.hazelcast.map.listener.EntryExpiredListener;
+import com.hazelcast.map.listener.EntryRemovedListener;
+import com.hazelcast.map.listener.EntryUpdatedListener;
+import dev.starserve.proto.worker.v1.WorkerInfo;
+import dev.starserve.proto.worker.v1.WorkerState;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.function.LongSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The gateway's local copy of the worker registry (map {@value #MAP_NAME}: worker_id → serialized
+ * {@link WorkerInfo}).
+ *
+ * <p>Hazelcast entry events (added, updated, removed, evicted, expired) and membership events (a
+ * departed member's workers are dropped at once) rebuild an immutable snapshot that the request
+ * path reads through a volatile field; it never waits on Hazelcast. A record whose {@code
+ * updated_at_millis} is older than {@code maxAge} is dropped by a sweep every half {@code maxAge},
+ * in case an expiry event was lost.
+ */
+public final class WorkerDirectory implements WorkerView, AutoCloseable {
+  public static final String MAP_NAME = "starserve-workers";
+  public static final Duration DEFAULT_MAX_AGE = Duration.ofSeconds(5);
+
+  private static final Logger LOG = LoggerFactory.getLogger(WorkerDirectory.class);
+
+  /** One live record and the member that last wrote it (null until an event says). */
+  private record Entry(WorkerInfo info, UUID member) {}
+
+  private final HazelcastInstance hazelcast;
+  private final IMap<String, byte[]> map;
+  private final long maxAgeMillis;
+  private final LongSupplier clock;
+  private final CopyOnWriteArrayList<Runnable> listeners = new CopyOnWriteArrayList<>();
+  private final Object lock = new Object();
+  private final ScheduledExecutorService sweeper;
+  private Map<String, Entry> entries = new HashMap<>(); // guarded by lock
+  private volatile Map<String, WorkerInfo> snapshot = Map.of();
+  private UUID entryListenerId;
+  private UUID membershipListenerId;
+  private boolean closed;
+
+  public WorkerDirectory(HazelcastInstance hazelcast) {
+    this(hazelcast, DEFAULT_MAX_AGE, System::currentTimeMillis);
+  }
+
+  /**
+   * @param maxAge records older than this (by their {@code updated_at_millis}) are ignored; the
+   *     publisher's TTL. NOTE: it compares the worker's clock with this one, so clocks must agree
+   *     to well within it.
+   */
+  public WorkerDirectory(HazelcastInstance hazelcast, Duration maxAge, LongSupplier clock) {
+    if (maxAge.isNegative() || maxAge.isZero()) {
+      throw new IllegalArgumentException("maxAge must be > 0, got " + maxAge);
+    }
+    this.hazelcast = hazelcast;
+    this.map = hazelcast.getMap(MAP_NAME);
+    this.maxAgeMillis = maxAge.toMillis();
+    this.clock = clock;
+    this.sweeper =
+        Executors.newSingleThreadScheduledExecutor(
+            r -> {
+              Thread t = new Thread(r, "starserve-worker-directory");
+              t.setDaemon(true);
+              return t;
+            });
+  }
+
+  /**
+   * Registers the listeners and loads the current records. Blocks on Hazelcast: call it once at
+   * start-up, off any event loop ({@code vertx.executeBlocking}).
+   */
+  public WorkerDirectory start() {
+    synchronized (lock) {
+      if (closed || entryListenerId != null) {
+        return this;
+      }
+    }
+    // Listeners first, then the load: an update that races the load is not lost; the newer
+    // updated_at_millis wins in put().
+    entryListenerId = map.addEntryListener(new Events(), true);
+    membershipListenerId = hazelcast.getCluster().addMembershipListener(new Members());
+    for (Map.Entry<String, byte[]> e : map.entrySet()) {
+      WorkerInfo info = parse(e.getKey(), e.getValue());
+      if (info != null) {
+        put(e.getKey(), info, null);
+      }
+    }
+    long period = Math.max(50, maxAgeMillis / 2);
+    sweeper.scheduleAtFixedRate(this::sweep, period, period, TimeUnit.MILLISECONDS);
+    return this;
+  }
+
+  @Override
+  public Map<String, WorkerInfo> snapshot() {
+    return snapshot;
+  }
+
+  @Override
+  public Subscription addListener(Runnable listener) {
+    listeners.add(listener);
+    return () -> listeners.remove(listener);
+  }
+
+  /** How many live workers are in each state (every state present, zeros included). */
+  public Map<WorkerState, Integer> countsByState() {
+    Map<WorkerState, Integer> counts = new EnumMap<>(WorkerState.class);
+    for (WorkerState s : List.of(WorkerState.READY, WorkerState.DRAINING)) {
+      counts.put(s, 0);
+    }
+    for (WorkerInfo w : snapshot.values()) {
+      WorkerState s = w.getState() == WorkerState.UNRECOGNIZED ? null : w.getState();
+      if (s != null) {
+        counts.merge(s, 1, Integer::sum);
+      }
+    }
+    return counts;
+  }
+
+  @Override
+  public void close() {
+    synchronized (lock) {
+      if (closed) {
+        return;
+      }
+      closed = true;
+    }
+    sweeper.shutdownNow();
+    try {
+      if (entryListenerId != null) {
+        map.removeEntryListener(entryListenerId);
+      }
+      if (membershipListenerId != null) {
+        hazelcast.getCluster().removeMembershipListener(membershipListenerId);
+      }
+    } catch (RuntimeException e) {
+      LOG.debug("could not remove registry listeners (cluster already down): {}", e.toString());
+    }
+  }
+
+  private void put(String workerId, WorkerInfo info, UUID member) {
+    synchronized (lock) {
+      Entry old = entries.get(workerId);
+      if (old != null && old.info().getUpdatedAtMillis() > info.getUpdatedAtMillis()) {
+        return;
+      }
+      if (isStale(info)) {
+        return;
+      }
+      Map<String, Entry> next = new HashMap<>(entries);
+      next.put(
+          workerId, new Entry(info, member != null ? member : old == null ? null : old.member()));
+      publish(next);
+    }
+  }
+
+  private void remove(Set<String> workerIds) {
+    synchronized (lock) {
+      Map<String, Entry> next = new HashMap<>(entries);
+      if (!next.keySet().removeAll(workerIds)) {
+        return;
+      }
+      publish(next);
+    }
+  }
+
+  private void removeMember(UUID member) {
+    synchronized (lock) {
+      Map<String, Entry> next = new HashMap<>(entries);
+      if (!next.values().removeIf(e -> member.equals(e.member()))) {
+        return;
+      }
+      publish(next);
+    }
+  }
+
+  private void sweep() {
+    try {
+      synchronized (lock) {
+        Map<String, Entry> next = new HashMap<>(entries);
+        if (next.values().removeIf(e -> isStale(e.info()))) {
+          publish(next);
+        }
+      }
+    } catch (RuntimeException e) {
+      LOG.warn("worker directory sweep failed", e);
+    }
+  }
+
+  private boolean isStale(WorkerInfo info) {
+    return clock.getAsLong() - info.getUpdatedAtMillis() > maxAgeMillis;
+  }
+
+  // Called with lock held.
+  private void publish(Map<String, Entry> next) {
+    entries = next;
+    Map<String, WorkerInfo> view = new HashMap<>();
+    next.forEach((id, e) -> view.put(id, e.info()));
+    snapshot = Map.copyOf(view);
+    for (Runnable l : listeners) {
+      try {
+        l.run();
+      } catch (RuntimeException e) {
+        LOG.warn("worker directory listener failed", e);
+      }
+    }
+  }
+
+  private static WorkerInfo parse(String key, byte[] value) {
+    if (value == null) {
+      return null;
+    }
+    try {
+      WorkerInfo info = WorkerInfo.parseFrom(value);
+      if (!info.getWorkerId().equals(key)) {
+        LOG.warn("registry record under {} names worker {}; ignored", key, info.getWorkerId());
+        return null;
+      }
+      return info;
+    } catch (InvalidProtocolBufferException e) {
+      LOG.warn("unreadable registry record under {}: {}", key, e.toString());
+      return null;
+    }
+  }
+
+  private static UUID memberOf(EntryEvent<String, byte[]> event) {
+    Member m = event.getMember();
+    return m == null ? null : m.getUuid();
+  }
+
+  private final class Events
+      implements EntryAddedListener<String, byte[]>,
+          EntryUpdatedListener<String, byte[]>,
+          EntryRemovedListener<String, byte[]>,
+          EntryEvictedListener<String, byte[]>,
+          EntryExpiredListener<String, byte[]> {
+    @Override
+    public void entryAdded(EntryEvent<String, byte[]> event) {
+      upsert(event);
+    }
+
+    @Override
+    public void entryUpdated(EntryEvent<String, byte[]> event) {
+      upsert(event);
+    }
+
+    @Override
+    public void entryRemoved(EntryEvent<String, byte[]> event) {
+      drop(event);
+    }
+
+    @Override
+    public void entryEvicted(EntryEvent<String, byte[]> event) {
+      drop(event);
+    }
+
+    @Override
+    public void entryExpired(EntryEvent<String, byte[]> event) {
+      drop(event);
+    }
+
+    private void upsert(EntryEvent<String, byte[]> event) {
+      try {
+        WorkerInfo info = parse(event.getKey(), event.getValue());
+        if (info != null) {
+          put(event.getKey(), info, memberOf(event));
+        }
+      } catch (RuntimeException e) {
+        LOG.warn("registry event failed", e);
+      }
+    }
+
+    private void drop(EntryEvent<String, byte[]> event) {
+      try {
+        remove(Set.of(event.getKey()));
+      } catch (RuntimeException e) {
+        LOG.warn("registry event failed", e);
+      }
+    }
+  }
+
+  private final class Members implements MembershipListener {
+    @Override
+    public void memberAdded(MembershipEvent event) {}
+
+    @Override
+    public void memberRemoved(MembershipEvent event) {
+      try {
+        LOG.info("cluster member {} left; dropping its workers", event.getMember());
+        removeMember(event.getMember().getUuid());
+      } catch (RuntimeException e) {
+        LOG.warn("membership event failed", e);
+      }
+    }
+  }
+}

@@ -1,0 +1,378 @@
+package dev.starserve.gateway.route;
+
+import dev.starserve.gateway.generate.GenerationException;
+import dev.starserve.gateway.generate.GenerationListener;
+import dev.starserve.gateway.generate.GenerationStream;
+import dev.starserve.proto.worker.v1.Finished;
+import dev.starserve.proto.worker.v1.GenerateEvent;
+import dev.starserve.proto.worker.v1.GenerateRequest;
+import dev.starserve.proto.worker.v1.Token;
+import dev.starserve.proto.worker.v1.Tokens;
+import dev.starserve.proto.worker.v1.WorkerInfo;
+import dev.starserve.proto.worker.v1.WorkerServiceGrpc;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
+import io.vertx.grpc.client.GrpcClientRequest;
+import io.vertx.grpc.client.GrpcClientResponse;
+import io.vertx.grpc.common.GrpcStatus;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One sequence on its way through the cluster: the attempts on successive workers and what the
+ * client has been given so far. Confined to the caller's Vert.x context.
+ *
+ * <pre>
+ * attempt 1 on A:  Started ─► client     tokens 0..k ─► client     ✗ (UNAVAILABLE, reset, A left)
+ * attempt 2 on B:  request + resume_token_ids = tokens 0..k, seed = Started.seed
+ *                  Started (swallowed)   tokens k+1.. ─► client    Finished ─► client
+ * </pre>
+ *
+ * Before the first token a failure is a plain retry; after it a failover. INVALID_ARGUMENT is not
+ * retried; RESOURCE_EXHAUSTED tries another worker and ends in OVERLOADED if all are full.
+ */
+final class Relay implements GenerationStream {
+  private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
+
+  /** One worker's try at the sequence. */
+  private static final class Attempt {
+    final WorkerInfo worker;
+    GrpcClientRequest<GenerateRequest, GenerateEvent> call;
+    GrpcClientResponse<GenerateRequest, GenerateEvent> response;
+    boolean released;
+
+    Attempt(WorkerInfo worker) {
+      this.worker = worker;
+    }
+  }
+
+  private final RoutingGenerator router;
+  private final Context context;
+  private final GenerateRequest request;
+  private final GenerationListener listener;
+  private final String affinityKey;
+  private final Set<String> tried = new HashSet<>();
+  // Token ids delivered to the listener, in order (after the request's own resume ids).
+  private final List<Integer> delivered = new ArrayList<>();
+  private Long seed;
+  private boolean started;
+  private boolean done;
+  private boolean paused;
+  private boolean onlyExhausted = true;
+  private String lastFailure = "";
+  private Attempt current;
+
+  Relay(
+      RoutingGenerator router,
+      Context context,
+      GenerateRequest request,
+      GenerationListener listener) {
+    this.router = router;
+    this.context = context;
+    this.request = request;
+    this.listener = listener;
+    this.affinityKey = router.policy.affinityKey(request.getPrompt());
+    if (request.getSampling().hasSeed()) {
+      seed = request.getSampling().getSeed();
+    }
+  }
+
+  void start() {
+    // NOTE: always a later turn of the context, so that no listener callback (not even "no
+    // worker") runs before generate() has returned the stream to its caller.
+    context.runOnContext(v -> next());
+  }
+
+  @Override
+  public void cancel() {
+    onContext(
+        () -> {
+          if (done) {
+            return;
+          }
+          done = true;
+          Attempt a = current;
+          current = null;
+          if (a != null) {
+            abandon(a);
+          }
+          router.closed(this);
+        });
+  }
+
+  @Override
+  public void pause() {
+    onContext(
+        () -> {
+          paused = true;
+          if (current != null && current.response != null) {
+            current.response.pause();
+          }
+        });
+  }
+
+  @Override
+  public void resume() {
+    onContext(
+        () -> {
+          paused = false;
+          if (current != null && current.response != null) {
+            current.response.resume();
+          }
+        });
+  }
+
+  /** The watchdog: a worker that left the registry while serving us is given up on. */
+  void checkWorker(Map<String, WorkerInfo> live) {
+    onContext(
+        () -> {
+          Attempt a = current;
+          if (!done && a != null && !live.containsKey(a.worker.getWorkerId())) {
+            failed(a, GrpcStatus.UNAVAILABLE, "worker " + a.worker.getWorkerId() + " left");
+          }
+        });
+  }
+
+  private void next() {
+    if (done) {
+      return;
+    }
+    List<WorkerInfo> candidates = router.candidates(request.getModelId());
+    if (tried.size() >= router.settings.maxAttempts()) {
+      fail(exhausted("gave up after " + tried.size() + " workers"));
+      return;
+    }
+    WorkerInfo w = router.policy.choose(candidates, affinityKey, router::inFlight, tried);
+    if (w == null) {
+      fail(
+          tried.isEmpty()
+              ? router.noWorker(request.getModelId(), candidates, false)
+              : exhausted("no other worker left after " + tried.size()));
+      return;
+    }
+    if (!tried.isEmpty()) {
+      if (delivered.isEmpty()) {
+        router.events.retried();
+      } else {
+        router.events.failedOver();
+      }
+      LOG.debug(
+          "request {} moves to worker {} after {} tokens",
+          request.getRequestId(),
+          w.getWorkerId(),
+          delivered.size());
+    }
+    tried.add(w.getWorkerId());
+    Attempt a = new Attempt(w);
+    current = a;
+    router.acquire(w.getWorkerId());
+    WorkerClients.Client client;
+    try {
+      client = router.clients.get(w.getAddress());
+    } catch (IllegalArgumentException e) {
+      failed(a, GrpcStatus.UNAVAILABLE, e.getMessage());
+      return;
+    }
+    GenerateRequest attemptRequest = attemptRequest();
+    client
+        .grpc()
+        .request(client.address(), WorkerServiceGrpc.getGenerateMethod())
+        .onComplete(
+            ar -> {
+              if (ar.failed()) {
+                onContext(() -> failed(a, GrpcStatus.UNAVAILABLE, String.valueOf(ar.cause())));
+                return;
+              }
+              GrpcClientRequest<GenerateRequest, GenerateEvent> call = ar.result();
+              a.call = call;
+              if (a != current || done) {
+                call.cancel();
+                return;
+              }
+              if (!router.settings.secret().isEmpty()) {
+                call.headers().set(RoutingGenerator.SECRET_HEADER, router.settings.secret());
+              }
+              call.send(attemptRequest)
+                  .onComplete(
+                      rr -> {
+                        if (rr.failed()) {
+                          Throwable t = rr.cause();
+                          onContext(
+                              () -> failed(a, RoutingGenerator.statusOf(t), String.valueOf(t)));
+                          return;
+                        }
+                        // NOTE: handlers are set right here, not after a context hop, so that no
+                        // message can arrive before them.
+                        GrpcClientResponse<GenerateRequest, GenerateEvent> response = rr.result();
+                        a.response = response;
+                        if (paused) {
+                          response.pause();
+                        }
+                        response.handler(event -> onContext(() -> onEvent(a, event)));
+                        response.exceptionHandler(
+                            t ->
+                                onContext(
+                                    () ->
+                                        failed(
+                                            a, RoutingGenerator.statusOf(t), String.valueOf(t))));
+                        response.endHandler(v -> onContext(() -> onEnd(a, response)));
+                      });
+            });
+  }
+
+  private GenerateRequest attemptRequest() {
+    if (delivered.isEmpty() && (seed == null || request.getSampling().hasSeed())) {
+      return request;
+    }
+    GenerateRequest.Builder b = request.toBuilder().addAllResumeTokenIds(delivered);
+    if (seed != null) {
+      b.getSamplingBuilder().setSeed(seed);
+    }
+    return b.build();
+  }
+
+  private void onEvent(Attempt a, GenerateEvent event) {
+    if (a != current || done) {
+      return;
+    }
+    switch (event.getKindCase()) {
+      case STARTED -> {
+        seed = event.getStarted().getSeed();
+        if (!started) {
+          started = true;
+          deliver(() -> listener.onStarted(event.getStarted()));
+        }
+      }
+      case TOKENS -> {
+        int next = request.getResumeTokenIdsCount() + delivered.size();
+        Tokens.Builder fresh = Tokens.newBuilder();
+        for (Token t : event.getTokens().getTokensList()) {
+          if (t.getIndex() < next) {
+            continue; // already delivered (a worker that repeats itself)
+          }
+          if (t.getIndex() > next) {
+            LOG.warn(
+                "worker {} skipped token {} of request {}; giving up on it",
+                a.worker.getWorkerId(),
+                next,
+                request.getRequestId());
+            failed(a, GrpcStatus.INTERNAL, "token index gap");
+            return;
+          }
+          fresh.addTokens(t);
+          delivered.add(t.getId());
+          next++;
+        }
+        if (fresh.getTokensCount() > 0) {
+          Tokens out = fresh.build();
+          deliver(() -> listener.onTokens(out));
+        }
+      }
+      case FINISHED -> {
+        Finished finished = event.getFinished();
+        done = true;
+        current = null;
+        release(a);
+        router.closed(this);
+        deliver(() -> listener.onFinished(finished));
+      }
+      case KIND_NOT_SET -> {}
+    }
+  }
+
+  private void onEnd(Attempt a, GrpcClientResponse<GenerateRequest, GenerateEvent> response) {
+    if (a != current || done) {
+      return;
+    }
+    GrpcStatus status = response.status();
+    if (status == null || status == GrpcStatus.OK) {
+      failed(a, GrpcStatus.UNAVAILABLE, "the stream ended without Finished");
+    } else {
+      failed(a, status, response.statusMessage());
+    }
+  }
+
+  /** The attempt is over without a Finished: retry, fail over or give up. */
+  private void failed(Attempt a, GrpcStatus status, String message) {
+    if (a != current || done) {
+      return;
+    }
+    current = null;
+    abandon(a);
+    String why = "worker " + a.worker.getWorkerId() + ": " + status.name() + " " + message;
+    switch (status) {
+      case INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION ->
+          fail(new GenerationException(GenerationException.Kind.INVALID_ARGUMENT, message));
+      case UNAUTHENTICATED, PERMISSION_DENIED ->
+          fail(
+              new GenerationException(
+                  GenerationException.Kind.GENERATION_FAILED,
+                  "the worker refused the gateway (" + why + "); check the cluster secret"));
+      default -> {
+        if (status != GrpcStatus.RESOURCE_EXHAUSTED) {
+          onlyExhausted = false;
+        }
+        lastFailure = why;
+        LOG.info("request {} lost {}", request.getRequestId(), why);
+        next();
+      }
+    }
+  }
+
+  private GenerationException exhausted(String what) {
+    if (onlyExhausted && delivered.isEmpty()) {
+      return new GenerationException(
+          GenerationException.Kind.OVERLOADED, "every worker is full (" + what + ")");
+    }
+    return new GenerationException(
+        GenerationException.Kind.UNAVAILABLE, what + "; last: " + lastFailure);
+  }
+
+  private void abandon(Attempt a) {
+    if (a.call != null) {
+      try {
+        a.call.cancel(); // the worker aborts the request and frees its KV blocks
+      } catch (RuntimeException e) {
+        LOG.debug("cancel after the end: {}", e.toString());
+      }
+    }
+    release(a);
+  }
+
+  private void release(Attempt a) {
+    if (!a.released) {
+      a.released = true;
+      router.release(a.worker.getWorkerId());
+    }
+  }
+
+  private void fail(GenerationException e) {
+    if (done) {
+      return;
+    }
+    done = true;
+    router.closed(this);
+    deliver(() -> listener.onError(e));
+  }
+
+  private void deliver(Runnable callback) {
+    try {
+      callback.run();
+    } catch (RuntimeException e) {
+      LOG.warn("generation listener of request {} failed", request.getRequestId(), e);
+    }
+  }
+
+  private void onContext(Runnable action) {
+    if (Vertx.currentContext() == context) {
+      action.run();
+    } else {
+      context.runOnContext(v -> action.run());
+    }
+  }
+}
