@@ -125,6 +125,23 @@ public final class Engine implements AutoCloseable {
     int vocab = model.config().vocabSize();
     int context = model.config().nPositions();
     int[] prompt = truncated(request);
+    int[] resumed = request.resumeTokenIds();
+    if (resumed.length > 0 && prompt.length + resumed.length >= context) {
+      throw new IllegalArgumentException(
+          "the prompt ("
+              + prompt.length
+              + " tokens) and resume_token_ids ("
+              + resumed.length
+              + ") fill the model's context of "
+              + context
+              + " (n_positions)");
+    }
+    for (int id : resumed) {
+      if (id < 0 || id >= vocab) {
+        throw new IllegalArgumentException(
+            "resume_token_ids id " + id + " is outside the vocabulary [0, " + vocab + ")");
+      }
+    }
     if (prompt.length >= context) {
       throw new IllegalArgumentException(
           "the prompt has "
@@ -137,10 +154,10 @@ public final class Engine implements AutoCloseable {
                   : ", or set truncate_prompt_tokens to keep only its end"));
     }
     long capacity = (long) config.numBlocks() * config.blockSize();
-    if (prompt.length + 1 > capacity) {
+    if (prompt.length + resumed.length + 1 > capacity) {
       throw new IllegalArgumentException(
           "the prompt has "
-              + prompt.length
+              + (prompt.length + resumed.length)
               + " tokens but the KV cache holds only "
               + capacity
               + " positions");
@@ -274,8 +291,42 @@ public final class Engine implements AutoCloseable {
       if (first == null) {
         first = s;
       }
+      if (replayResumed(s, o, r.resumeTokenIds())) {
+        continue; // the resumed tokens already ended it (the caller should not have resumed)
+      }
       scheduler.add(s);
     }
+  }
+
+  /**
+   * Failover: makes the resumed tokens part of the sequence as if it had generated them here. They
+   * join its context (their K/V is computed with the prompt's), count as generated, feed the
+   * penalties, advance a seeded generator by the draws they took, and pass through the detokenizer
+   * and stop checker so that exactly the text the first worker held back stays held back; nothing
+   * is emitted. Returns true when they already end the request (an end token or a stop sequence
+   * among them), which is then finished without events but its finish.
+   */
+  private boolean replayResumed(Sequence s, OutputState o, int[] resumed) {
+    if (resumed.length == 0) {
+      return false;
+    }
+    o.sampler.skipDraws(resumed.length);
+    for (int id : resumed) {
+      s.append(id);
+      o.sampler.observeGenerated(id);
+      if (o.isEnd(id)) {
+        scheduler.finish(s);
+        finish(s, FinishReason.EOS_TOKEN, null);
+        return true;
+      }
+      o.stopChecker.append(o.detokenize(id));
+      if (o.stopChecker.stopped()) {
+        scheduler.finish(s);
+        finish(s, FinishReason.STOP_SEQUENCE, null);
+        return true;
+      }
+    }
+    return false;
   }
 
   private int[] endIds(EngineRequest r) {
