@@ -5,6 +5,7 @@ import dev.starserve.engine.kv.KvBlockManager;
 import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Scheduler;
 import dev.starserve.engine.sched.Sequence;
+import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeModel;
 import dev.starserve.sample.LogProbs;
 import dev.starserve.sample.Sampler;
@@ -19,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -65,6 +67,7 @@ public final class Engine implements AutoCloseable {
   private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
   private volatile EngineStats stats = EngineStats.EMPTY;
+  private volatile Consumer<EngineStats> stepListener;
   private volatile boolean closed;
   private long nextSeqId;
   private long arrivals;
@@ -102,6 +105,29 @@ public final class Engine implements AutoCloseable {
 
   public EngineConfig config() {
     return config;
+  }
+
+  /** The shape of the model this engine runs. */
+  public GptBigCodeConfig modelConfig() {
+    return model.config();
+  }
+
+  /** The model's tokenizer (thread-safe). */
+  public Tokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** The ids that end a generation unless a request ignores EOS. */
+  public int[] eosTokenIds() {
+    return eosTokenIds.clone();
+  }
+
+  /**
+   * Hears the stats after every step, on the engine thread (per-step metrics such as the step
+   * duration); it must return at once and never block. One listener; null removes it.
+   */
+  public void setStepListener(Consumer<EngineStats> listener) {
+    this.stepListener = listener;
   }
 
   /** The latest stats the loop published. */
@@ -366,6 +392,14 @@ public final class Engine implements AutoCloseable {
     steps++;
     tokensScheduledTotal += batch.totalTokens();
     publishStats(batch.totalTokens(), System.nanoTime() - t0);
+    Consumer<EngineStats> listener = stepListener;
+    if (listener != null) {
+      try {
+        listener.accept(stats);
+      } catch (RuntimeException e) {
+        LOG.warn("the step listener failed", e);
+      }
+    }
   }
 
   private void publishStats(int tokensScheduled, long stepNanos) {
@@ -451,6 +485,10 @@ public final class Engine implements AutoCloseable {
       }
     }
     try {
+      if (o.promptLogprobs != null && !o.promptLogprobsSent) {
+        o.promptLogprobsSent = true;
+        o.sink.onPromptLogprobs(s.requestId(), List.copyOf(o.promptLogprobs));
+      }
       o.sink.onToken(
           new TokenEvent(
               s.requestId(),
