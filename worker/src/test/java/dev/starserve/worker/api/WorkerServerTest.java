@@ -305,6 +305,39 @@ class WorkerServerTest {
   }
 
   @Test
+  void reflectionListsTheServices() {
+    WorkerServer server = fx.server(fx.engine(8), WorkerFixture.options());
+    var stub = io.grpc.reflection.v1.ServerReflectionGrpc.newStub(fx.channel(server));
+    CompletableFuture<io.grpc.reflection.v1.ServerReflectionResponse> answer =
+        new CompletableFuture<>();
+    var requests =
+        stub.serverReflectionInfo(
+            new io.grpc.stub.StreamObserver<>() {
+              @Override
+              public void onNext(io.grpc.reflection.v1.ServerReflectionResponse r) {
+                answer.complete(r);
+              }
+
+              @Override
+              public void onError(Throwable t) {
+                answer.completeExceptionally(t);
+              }
+
+              @Override
+              public void onCompleted() {}
+            });
+    requests.onNext(
+        io.grpc.reflection.v1.ServerReflectionRequest.newBuilder().setListServices("").build());
+    List<String> names =
+        await(answer).getListServicesResponse().getServiceList().stream()
+            .map(io.grpc.reflection.v1.ServiceResponse::getName)
+            .toList();
+    requests.onCompleted();
+    assertTrue(names.contains(WorkerServer.SERVICE_NAME), names.toString());
+    assertTrue(names.contains("grpc.health.v1.Health"), names.toString());
+  }
+
+  @Test
   void drainingRejectsNewRequestsAndLetsRunningOnesFinish() {
     Engine engine = fx.engine(8);
     WorkerServer server = fx.server(engine, WorkerFixture.options());
