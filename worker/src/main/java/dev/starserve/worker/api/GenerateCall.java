@@ -128,6 +128,9 @@ final class GenerateCall implements RequestSink {
   void abortWith(Status status) {
     abortStatus = status;
     abort();
+    // NOTE: ends the call now, dropping what is queued: the client keeps a gap-free prefix of the
+    // stream, from which a gateway resumes elsewhere.
+    context.runOnContext(v -> flush());
   }
 
   // ---- engine thread ----
@@ -171,6 +174,11 @@ final class GenerateCall implements RequestSink {
     flushScheduled.set(false);
     if (closed) {
       queue.clear();
+      return;
+    }
+    Status aborted = abortStatus;
+    if (aborted != null) {
+      fail(aborted, aborted.getCode().name().toLowerCase(java.util.Locale.ROOT));
       return;
     }
     if (overflowed) {
@@ -221,11 +229,6 @@ final class GenerateCall implements RequestSink {
   }
 
   private void finish(FinishEvent f) {
-    Status status = abortStatus;
-    if (status != null) {
-      fail(status, status.getCode().name().toLowerCase(java.util.Locale.ROOT));
-      return;
-    }
     sendStarted(f.promptLogprobs());
     Finished fin = finished.apply(f);
     send(GenerateEvent.newBuilder().setFinished(fin).build());

@@ -60,8 +60,11 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
   private final RequestMapper mapper;
   private final boolean supportsFim;
   private final String chatFormat;
+  // Requests the engine holds (for the capacity bound), and calls whose stream has not ended yet.
   private final ConcurrentHashMap<GenerateCall, Boolean> live = new ConcurrentHashMap<>();
+  private final ConcurrentHashMap<GenerateCall, Boolean> open = new ConcurrentHashMap<>();
   private volatile boolean draining;
+  private volatile boolean drainTimedOut;
   private volatile Promise<Void> drained;
 
   WorkerService(
@@ -136,6 +139,7 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
             this);
     call.attach();
     live.put(call, Boolean.TRUE);
+    open.put(call, Boolean.TRUE);
     // NOTE: the bridge runs the call in a cancellable gRPC context carrying its deadline; its
     // cancellation (deadline, client gone) aborts the request even if no cancel handler fires.
     io.grpc.Context.current().addListener(c -> call.abort(), Runnable::run);
@@ -144,10 +148,12 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
       handle = engine.submit(r, call);
     } catch (IllegalArgumentException e) {
       live.remove(call);
+      open.remove(call);
       reject(out, Status.INVALID_ARGUMENT.withDescription(e.getMessage()), "invalid_argument");
       return;
     } catch (IllegalStateException e) {
       live.remove(call);
+      open.remove(call);
       reject(out, Status.UNAVAILABLE.withDescription("worker is closing"), "unavailable");
       return;
     }
@@ -237,15 +243,25 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
   @Override
   public void engineDone(GenerateCall call) {
     live.remove(call);
-    Promise<Void> p = drained;
-    if (p != null && live.isEmpty()) {
-      p.tryComplete();
-    }
+    checkDrained();
   }
 
   @Override
   public void callEnded(GenerateCall call, String outcome) {
+    open.remove(call);
     metrics.requestEnded(outcome);
+    checkDrained();
+  }
+
+  /**
+   * A drain is done when every call has sent its end to its client; after the timeout, as soon as
+   * the engine has let go of every request (a client that does not read cannot hold it up).
+   */
+  private void checkDrained() {
+    Promise<Void> p = drained;
+    if (p != null && (open.isEmpty() || drainTimedOut && live.isEmpty())) {
+      p.tryComplete();
+    }
   }
 
   // ---- draining ----
@@ -274,18 +290,20 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
       p = Promise.promise();
       drained = p;
     }
-    if (live.isEmpty()) {
-      p.tryComplete();
+    checkDrained();
+    if (p.future().isComplete()) {
       return p.future();
     }
     long timer =
         vertx.setTimer(
             Math.max(1, timeoutMillis),
             t -> {
-              LOG.warn("drain timeout: aborting {} requests", live.size());
-              for (GenerateCall c : live.keySet()) {
+              LOG.warn("drain timeout: aborting {} requests", open.size());
+              drainTimedOut = true;
+              for (GenerateCall c : open.keySet()) {
                 c.abortWith(Status.UNAVAILABLE.withDescription("worker is draining"));
               }
+              checkDrained();
             });
     p.future().onComplete(v -> vertx.cancelTimer(timer));
     return p.future();

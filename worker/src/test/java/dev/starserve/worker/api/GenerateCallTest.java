@@ -157,6 +157,7 @@ class GenerateCallTest {
     s.ready = true;
     onContext(s.onReady);
     assertEquals(Status.OK, WorkerFixture.await(s.closed));
+    onContext(() -> {});
     assertEquals(3, s.sent.size(), s.sent.toString());
     assertTrue(s.sent.get(0).hasStarted());
     assertEquals(5, s.sent.get(1).getTokens().getTokensCount());
@@ -182,6 +183,7 @@ class GenerateCallTest {
     assertEquals(Status.Code.RESOURCE_EXHAUSTED, st.getCode());
     assertTrue(st.getDescription().contains("8"), st.getDescription());
     c.onFinish(finish(8)); // the engine's CANCELLED finish after the abort is dropped
+    onContext(() -> {});
     assertEquals(List.of("resource_exhausted"), outcomes);
     assertTrue(s.sent.isEmpty());
   }

@@ -237,7 +237,8 @@ class WorkerServerTest {
     CompletableFuture<Status> ended = new CompletableFuture<>();
     List<GenerateEvent> got = new CopyOnWriteArrayList<>();
     var call = startLong(stub, "long", ended, got);
-    assertTrue(engine.stats().kvBlocksUsed() > 0, "the running request holds blocks");
+    // NOTE: stats are published after the step whose token we may already hold.
+    eventually("the running request holds blocks", () -> engine.stats().kvBlocksUsed() > 0);
     call.cancel("client gone", null);
     assertEquals(Status.Code.CANCELLED, await(ended).getCode());
     eventually("the engine frees the blocks", () -> engine.stats().kvBlocksUsed() == 0);
@@ -302,6 +303,85 @@ class WorkerServerTest {
         health
             .check(HealthCheckRequest.newBuilder().setService(WorkerServer.SERVICE_NAME).build())
             .getStatus());
+  }
+
+  @Test
+  void promptTokensTheirLogprobsAndTopTokensAreReported() {
+    Engine engine = fx.engine(8);
+    WorkerServer server = fx.server(engine, WorkerFixture.options());
+    var stub = WorkerServiceGrpc.newBlockingStub(fx.channel(server));
+    List<GenerateEvent> events =
+        all(
+            stub.generate(
+                greedy("p", PROMPT, 3)
+                    .setPromptLogprobs(true)
+                    .setTopLogprobs(2)
+                    .setTruncateInputTokens(5)
+                    .build()));
+    var started = events.getFirst().getStarted();
+    assertEquals(5, started.getInputTokenCount(), "truncated to the last 5");
+    assertEquals(5, started.getPromptTokensCount());
+    for (int i = 0; i < 5; i++) {
+      var t = started.getPromptTokens(i);
+      assertEquals(PROMPT[PROMPT.length - 5 + i], t.getId());
+      assertEquals(
+          new String(fx.tokenizer.tokenBytes(t.getId()), StandardCharsets.UTF_8), t.getText());
+      assertEquals(i > 0, t.hasLogprob(), "a logprob for every token but the first");
+      if (i > 0) {
+        assertTrue(t.getLogprob() < 0, "a log-probability");
+      }
+    }
+    for (Token t : tokens(events)) {
+      assertEquals(2, t.getTopTokensCount());
+      assertEquals(t.getId(), t.getTopTokens(0).getId(), "greedy picks the top token");
+      assertEquals(t.getLogprob(), t.getTopTokens(0).getLogprob(), 1e-6);
+    }
+  }
+
+  @Test
+  void fillInTheMiddleAndChatPromptsAreBuiltWithTheModelFormats() {
+    Engine engine = fx.engine(8);
+    WorkerServer server = fx.server(engine, WorkerFixture.options());
+    var stub = WorkerServiceGrpc.newBlockingStub(fx.channel(server));
+    GenerateRequest fim =
+        greedy("f", PROMPT, 2)
+            .setPrompt(
+                Prompt.newBuilder()
+                    .setFim(
+                        dev.starserve.proto.worker.v1.FillInTheMiddle.newBuilder()
+                            .setPrefix("def f(")
+                            .setSuffix(")\n")))
+            .setReturnPromptTokens(true)
+            .build();
+    var started = all(stub.generate(fim)).getFirst().getStarted();
+    assertEquals(fx.tokenizer.tokenId("<fim_prefix>"), started.getPromptTokens(0).getId());
+    assertEquals(
+        fx.tokenizer.tokenId("<fim_middle>"),
+        started.getPromptTokens(started.getPromptTokensCount() - 1).getId());
+    GenerateRequest chat =
+        greedy("c", PROMPT, 2)
+            .setPrompt(
+                Prompt.newBuilder()
+                    .setChat(
+                        dev.starserve.proto.worker.v1.Chat.newBuilder()
+                            .addMessages(
+                                dev.starserve.proto.worker.v1.ChatMessage.newBuilder()
+                                    .setRole("user")
+                                    .setContent("hi"))))
+            .build();
+    assertTrue(all(stub.generate(chat)).getLast().hasFinished());
+    assertInvalid(
+        stub,
+        chat.toBuilder()
+            .setPrompt(
+                Prompt.newBuilder()
+                    .setChat(
+                        dev.starserve.proto.worker.v1.Chat.newBuilder()
+                            .addMessages(
+                                dev.starserve.proto.worker.v1.ChatMessage.newBuilder()
+                                    .setRole("robot")
+                                    .setContent("hi")))),
+        "role");
   }
 
   @Test
