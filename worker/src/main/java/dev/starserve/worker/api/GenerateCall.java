@@ -96,18 +96,28 @@ final class GenerateCall implements RequestSink {
   /** Hooks the stream's readiness and cancellation; call on the context before submitting. */
   void attach() {
     out.setOnReadyHandler(this::flush);
-    out.setOnCancelHandler(
-        () -> {
-          abort();
-          if (!closed) {
-            closed = true;
-            queue.clear();
-            listener.callEnded(this, "cancelled");
-          }
-        });
+    out.setOnCancelHandler(() -> cancelled("cancelled"));
     if (!startedWaitsForLogprobs) {
       enqueue(started.apply(null));
     }
+  }
+
+  /**
+   * The client went away or the deadline passed: aborts the request and ends the call without
+   * writing more. Idempotent; on the call's context.
+   */
+  void cancelled(String outcome) {
+    abort();
+    if (!closed) {
+      closed = true;
+      queue.clear();
+      listener.callEnded(this, outcome);
+    }
+  }
+
+  /** Context, for hops from other threads. */
+  Context context() {
+    return context;
   }
 
   /** The engine accepted the request: this aborts it. */

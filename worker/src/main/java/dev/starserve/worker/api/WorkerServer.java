@@ -179,6 +179,11 @@ public final class WorkerServer {
     return service.liveRequests();
   }
 
+  /** Generate calls whose stream has not ended yet. */
+  int openCalls() {
+    return service.openCalls();
+  }
+
   /** Stops serving (open calls are reset); the engine and Vert.x stay up. */
   public Future<Void> close() {
     engine.setStepListener(null);

@@ -142,7 +142,17 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
     open.put(call, Boolean.TRUE);
     // NOTE: the bridge runs the call in a cancellable gRPC context carrying its deadline; its
     // cancellation (deadline, client gone) aborts the request even if no cancel handler fires.
-    io.grpc.Context.current().addListener(c -> call.abort(), Runnable::run);
+    io.grpc.Context.current()
+        .addListener(
+            c -> {
+              call.abort();
+              String outcome =
+                  c.getDeadline() != null && c.getDeadline().isExpired()
+                      ? "deadline_exceeded"
+                      : "cancelled";
+              call.context().runOnContext(v -> call.cancelled(outcome));
+            },
+            Runnable::run);
     RequestHandle handle;
     try {
       handle = engine.submit(r, call);
@@ -273,6 +283,11 @@ final class WorkerService extends WorkerServiceGrpc.WorkerServiceImplBase
   /** Requests the engine still runs or queues for Generate calls. */
   int liveRequests() {
     return live.size();
+  }
+
+  /** Generate calls whose stream has not ended. */
+  int openCalls() {
+    return open.size();
   }
 
   /**

@@ -51,6 +51,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -68,6 +69,11 @@ class WorkerServerTest {
   @BeforeAll
   static void open() {
     fx = new WorkerFixture(tmp);
+  }
+
+  @AfterEach
+  void closeEnginesAndServers() {
+    fx.closeOpened();
   }
 
   @AfterAll
@@ -243,6 +249,7 @@ class WorkerServerTest {
     assertEquals(Status.Code.CANCELLED, await(ended).getCode());
     eventually("the engine frees the blocks", () -> engine.stats().kvBlocksUsed() == 0);
     eventually("the request is gone", () -> server.liveRequests() == 0);
+    eventually("the call has ended", () -> server.openCalls() == 0);
     assertEquals(0, engine.stats().running());
     assertFalse(got.stream().anyMatch(GenerateEvent::hasFinished), "never finished by itself");
   }
@@ -261,6 +268,7 @@ class WorkerServerTest {
     assertEquals(Status.Code.DEADLINE_EXCEEDED, e.getStatus().getCode());
     eventually("the engine frees the blocks", () -> engine.stats().kvBlocksUsed() == 0);
     eventually("the request is gone", () -> server.liveRequests() == 0);
+    eventually("the call has ended", () -> server.openCalls() == 0);
   }
 
   @Test
