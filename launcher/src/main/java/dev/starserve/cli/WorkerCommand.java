@@ -89,6 +89,8 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Mixin EngineOptions engineOptions;
 
+  @Mixin ConfigFileOption config;
+
   @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
   String device;
 

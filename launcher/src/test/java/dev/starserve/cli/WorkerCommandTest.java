@@ -42,6 +42,23 @@ class WorkerCommandTest {
   }
 
   @Test
+  void workerFlagsComeFromTheEnvironmentAndTheConfigFileToo() throws Exception {
+    Path file = tmp.resolve("starserve.properties");
+    Files.writeString(file, "worker.drain-timeout = 5s\nmax-pending-events = 64\n");
+    String[] args = {"--model", "m", "--config", file.toString()};
+    WorkerCommand cmd = new WorkerCommand();
+    CommandLine cl = new CommandLine(cmd);
+    cl.setDefaultValueProvider(
+        SettingsDefaultProvider.forArgs(
+            java.util.List.of(args), java.util.Map.of("STARSERVE_WORKER_GRPC_PORT", "0")));
+    cl.parseArgs(args);
+    assertEquals(0, cmd.grpcPort);
+    assertEquals("5s", cmd.drainTimeout);
+    assertEquals(64, cmd.maxPendingEvents);
+    assertEquals("127.0.0.1", cmd.host);
+  }
+
+  @Test
   void aWorkerStartsOnAnyPortServesInfoWithTheSecretAndDrainsOnClose() throws Exception {
     Path model = tmp.resolve("tiny");
     assertEquals(
