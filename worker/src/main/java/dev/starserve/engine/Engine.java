@@ -5,6 +5,7 @@ import dev.starserve.engine.kv.KvBlockManager;
 import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Scheduler;
 import dev.starserve.engine.sched.Sequence;
+import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeModel;
 import dev.starserve.sample.LogProbs;
 import dev.starserve.sample.Sampler;
@@ -19,6 +20,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -65,6 +67,7 @@ public final class Engine implements AutoCloseable {
   private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
   private volatile EngineStats stats = EngineStats.EMPTY;
+  private volatile Consumer<EngineStats> stepListener;
   private volatile boolean closed;
   private long nextSeqId;
   private long arrivals;
@@ -104,6 +107,29 @@ public final class Engine implements AutoCloseable {
     return config;
   }
 
+  /** The shape of the model this engine runs. */
+  public GptBigCodeConfig modelConfig() {
+    return model.config();
+  }
+
+  /** The model's tokenizer (thread-safe). */
+  public Tokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** The ids that end a generation unless a request ignores EOS. */
+  public int[] eosTokenIds() {
+    return eosTokenIds.clone();
+  }
+
+  /**
+   * Hears the stats after every step, on the engine thread (per-step metrics such as the step
+   * duration); it must return at once and never block. One listener; null removes it.
+   */
+  public void setStepListener(Consumer<EngineStats> listener) {
+    this.stepListener = listener;
+  }
+
   /** The latest stats the loop published. */
   public EngineStats stats() {
     return stats;
@@ -125,6 +151,23 @@ public final class Engine implements AutoCloseable {
     int vocab = model.config().vocabSize();
     int context = model.config().nPositions();
     int[] prompt = truncated(request);
+    int[] resumed = request.resumeTokenIds();
+    if (resumed.length > 0 && prompt.length + resumed.length >= context) {
+      throw new IllegalArgumentException(
+          "the prompt ("
+              + prompt.length
+              + " tokens) and resume_token_ids ("
+              + resumed.length
+              + ") fill the model's context of "
+              + context
+              + " (n_positions)");
+    }
+    for (int id : resumed) {
+      if (id < 0 || id >= vocab) {
+        throw new IllegalArgumentException(
+            "resume_token_ids id " + id + " is outside the vocabulary [0, " + vocab + ")");
+      }
+    }
     if (prompt.length >= context) {
       throw new IllegalArgumentException(
           "the prompt has "
@@ -137,10 +180,10 @@ public final class Engine implements AutoCloseable {
                   : ", or set truncate_prompt_tokens to keep only its end"));
     }
     long capacity = (long) config.numBlocks() * config.blockSize();
-    if (prompt.length + 1 > capacity) {
+    if (prompt.length + resumed.length + 1 > capacity) {
       throw new IllegalArgumentException(
           "the prompt has "
-              + prompt.length
+              + (prompt.length + resumed.length)
               + " tokens but the KV cache holds only "
               + capacity
               + " positions");
@@ -274,8 +317,42 @@ public final class Engine implements AutoCloseable {
       if (first == null) {
         first = s;
       }
+      if (replayResumed(s, o, r.resumeTokenIds())) {
+        continue; // the resumed tokens already ended it (the caller should not have resumed)
+      }
       scheduler.add(s);
     }
+  }
+
+  /**
+   * Failover: makes the resumed tokens part of the sequence as if it had generated them here. They
+   * join its context (their K/V is computed with the prompt's), count as generated, feed the
+   * penalties, advance a seeded generator by the draws they took, and pass through the detokenizer
+   * and stop checker so that exactly the text the first worker held back stays held back; nothing
+   * is emitted. Returns true when they already end the request (an end token or a stop sequence
+   * among them), which is then finished without events but its finish.
+   */
+  private boolean replayResumed(Sequence s, OutputState o, int[] resumed) {
+    if (resumed.length == 0) {
+      return false;
+    }
+    o.sampler.skipDraws(resumed.length);
+    for (int id : resumed) {
+      s.append(id);
+      o.sampler.observeGenerated(id);
+      if (o.isEnd(id)) {
+        scheduler.finish(s);
+        finish(s, FinishReason.EOS_TOKEN, null);
+        return true;
+      }
+      o.stopChecker.append(o.detokenize(id));
+      if (o.stopChecker.stopped()) {
+        scheduler.finish(s);
+        finish(s, FinishReason.STOP_SEQUENCE, null);
+        return true;
+      }
+    }
+    return false;
   }
 
   private int[] endIds(EngineRequest r) {
@@ -315,6 +392,14 @@ public final class Engine implements AutoCloseable {
     steps++;
     tokensScheduledTotal += batch.totalTokens();
     publishStats(batch.totalTokens(), System.nanoTime() - t0);
+    Consumer<EngineStats> listener = stepListener;
+    if (listener != null) {
+      try {
+        listener.accept(stats);
+      } catch (RuntimeException e) {
+        LOG.warn("the step listener failed", e);
+      }
+    }
   }
 
   private void publishStats(int tokensScheduled, long stepNanos) {
@@ -400,6 +485,10 @@ public final class Engine implements AutoCloseable {
       }
     }
     try {
+      if (o.promptLogprobs != null && !o.promptLogprobsSent) {
+        o.promptLogprobsSent = true;
+        o.sink.onPromptLogprobs(s.requestId(), List.copyOf(o.promptLogprobs));
+      }
       o.sink.onToken(
           new TokenEvent(
               s.requestId(),

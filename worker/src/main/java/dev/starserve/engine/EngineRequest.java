@@ -17,6 +17,11 @@ import dev.starserve.sample.SamplingParams;
  * @param priority lower values are served first; equal priorities first come, first served
  * @param truncatePromptTokens when > 0 and the prompt is longer, keep only its last this-many
  *     tokens (left truncation)
+ * @param resumeTokenIds failover: tokens this request already generated elsewhere. The engine runs
+ *     them as context after the (truncated) prompt, counts them as generated (max_new_tokens,
+ *     min_new_tokens, penalties, a seeded sampler's draws), replays them silently through the
+ *     detokenizer and stop checker, and emits only what follows, indexed from their count. Only
+ *     with n = 1, and fewer than max_new_tokens of them.
  */
 public record EngineRequest(
     String id,
@@ -27,7 +32,8 @@ public record EngineRequest(
     int logprobs,
     boolean promptLogprobs,
     int priority,
-    int truncatePromptTokens) {
+    int truncatePromptTokens,
+    int[] resumeTokenIds) {
 
   public static final int MAX_N = 16;
   public static final int MAX_LOGPROBS = 20;
@@ -54,11 +60,69 @@ public record EngineRequest(
       throw new IllegalArgumentException(
           "truncate_prompt_tokens must be >= 0, got " + truncatePromptTokens);
     }
+    resumeTokenIds = resumeTokenIds == null ? new int[0] : resumeTokenIds.clone();
+    if (resumeTokenIds.length > 0) {
+      if (n != 1) {
+        throw new IllegalArgumentException(
+            "resume_token_ids needs n = 1 (they belong to one sample), got n = " + n);
+      }
+      if (resumeTokenIds.length >= stopping.maxNewTokens()) {
+        throw new IllegalArgumentException(
+            "resume_token_ids must hold fewer than max_new_tokens = "
+                + stopping.maxNewTokens()
+                + " ids (the request would already be done), got "
+                + resumeTokenIds.length);
+      }
+    }
+  }
+
+  /** A request without resumed tokens. */
+  public EngineRequest(
+      String id,
+      int[] promptIds,
+      SamplingParams sampling,
+      StoppingParams stopping,
+      int n,
+      int logprobs,
+      boolean promptLogprobs,
+      int priority,
+      int truncatePromptTokens) {
+    this(
+        id,
+        promptIds,
+        sampling,
+        stopping,
+        n,
+        logprobs,
+        promptLogprobs,
+        priority,
+        truncatePromptTokens,
+        null);
   }
 
   @Override
   public int[] promptIds() {
     return promptIds.clone();
+  }
+
+  @Override
+  public int[] resumeTokenIds() {
+    return resumeTokenIds.clone();
+  }
+
+  /** These parameters resuming after {@code ids} (failover); see {@link #resumeTokenIds}. */
+  public EngineRequest withResumeTokenIds(int[] ids) {
+    return new EngineRequest(
+        id,
+        promptIds,
+        sampling,
+        stopping,
+        n,
+        logprobs,
+        promptLogprobs,
+        priority,
+        truncatePromptTokens,
+        ids);
   }
 
   /** A greedy request for {@code maxNewTokens} tokens with no extras. */

@@ -24,6 +24,7 @@ final class OutputState {
   final List<FinishEvent.PromptLogprob> promptLogprobs;
   private final int tokenizerVocab;
   private boolean drained;
+  boolean promptLogprobsSent;
 
   OutputState(
       EngineRequest request,

@@ -104,6 +104,20 @@ public final class Sampler {
     }
   }
 
+  /**
+   * Advances the generator past {@code tokens} sampled tokens without sampling them, so that a
+   * request resumed after them (failover) draws what it would have drawn had it never moved: a
+   * sampled token takes exactly one draw, a greedy one none.
+   */
+  public void skipDraws(int tokens) {
+    if (params.isGreedy()) {
+      return;
+    }
+    for (int i = 0; i < tokens; i++) {
+      rng.nextDouble();
+    }
+  }
+
   /** Bans these ids for the next {@link #sample} call only. */
   public void suppressNext(int[] ids) {
     this.suppressed = ids.clone();

@@ -107,8 +107,9 @@ public final class Scheduler {
             "prefix cache lookup said " + cached + " tokens, allocation reused " + reused);
       }
       waiting.poll();
-      if (s.numComputed() == 0 && s.generatedTokens() == 0) {
-        s.setCachedPromptTokens(cached);
+      if (s.markAdmitted()) {
+        // NOTE: a resumed sequence's cached prefix may run into its resumed tokens; count prompt.
+        s.setCachedPromptTokens(Math.min(cached, s.promptLength()));
       }
       s.setNumComputed(cached);
       running.add(s);

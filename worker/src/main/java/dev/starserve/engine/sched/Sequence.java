@@ -22,6 +22,7 @@ public final class Sequence {
   private int numComputed;
   private int cachedPromptTokens;
   private boolean finished;
+  private boolean admitted;
   private Object output;
 
   /**
@@ -132,6 +133,13 @@ public final class Sequence {
   /** May this sequence be admitted now? (Its sibling's prompt is cached, or it has none.) */
   public boolean ready() {
     return waitFor == null || waitFor.finished || waitFor.prefillDone();
+  }
+
+  /** Records an admission; true the first time (later ones follow preemptions). */
+  public boolean markAdmitted() {
+    boolean first = !admitted;
+    admitted = true;
+    return first;
   }
 
   public boolean finished() {
