@@ -1,8 +1,10 @@
 package dev.starserve.cli;
 
+import com.hazelcast.core.HazelcastInstance;
 import dev.starserve.engine.Engine;
 import dev.starserve.worker.api.WorkerOptions;
 import dev.starserve.worker.api.WorkerServer;
+import dev.starserve.worker.registry.RegistryPublisher;
 import io.vertx.core.Vertx;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -48,7 +50,7 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Option(
       names = "--grpc-port",
-      defaultValue = "8033",
+      defaultValue = "8034",
       description = "port for gRPC and /metrics, 0 for any free one (default: ${DEFAULT-VALUE})")
   int grpcPort;
 
@@ -87,7 +89,16 @@ final class WorkerCommand implements Callable<Integer> {
               + " RESOURCE_EXHAUSTED (default: ${DEFAULT-VALUE})")
   int maxWaiting;
 
+  @Option(
+      names = "--advertise-host",
+      description =
+          "host other processes reach this worker at, published in the registry (default: --host,"
+              + " or this machine's address when --host is 0.0.0.0)")
+  String advertiseHost;
+
   @Mixin EngineOptions engineOptions;
+
+  @Mixin ClusterOptions cluster;
 
   @Mixin ConfigFileOption config;
 
@@ -99,11 +110,25 @@ final class WorkerCommand implements Callable<Integer> {
 
   /** A started worker: its server and what it owns. */
   record Running(
-      WorkerServer server, Engine engine, Vertx vertx, LoadedModel model, Duration drainTimeout)
+      WorkerServer server,
+      Engine engine,
+      Vertx vertx,
+      LoadedModel model,
+      Duration drainTimeout,
+      HazelcastInstance hazelcast,
+      RegistryPublisher publisher)
       implements AutoCloseable {
-    /** Drains (up to the drain timeout), then stops serving and frees everything. Idempotent. */
+    /**
+     * Marks the worker DRAINING in the registry, drains (up to the drain timeout), leaves the
+     * registry and the cluster, then stops serving and frees everything.
+     */
     @Override
     public void close() {
+      try {
+        publisher.markDraining();
+      } catch (RuntimeException e) {
+        LOG.warn("could not publish DRAINING", e);
+      }
       try {
         server
             .drain(drainTimeout)
@@ -112,6 +137,12 @@ final class WorkerCommand implements Callable<Integer> {
             .get(drainTimeout.toMillis() + 10_000, TimeUnit.MILLISECONDS);
       } catch (Exception e) {
         LOG.warn("drain did not complete", e);
+      }
+      publisher.close();
+      try {
+        hazelcast.shutdown();
+      } catch (RuntimeException e) {
+        LOG.warn("leaving the cluster failed", e);
       }
       try {
         server.close().toCompletionStage().toCompletableFuture().get(10, TimeUnit.SECONDS);
@@ -172,6 +203,7 @@ final class WorkerCommand implements Callable<Integer> {
         LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads);
     Engine engine = null;
     Vertx vertx = null;
+    HazelcastInstance hz = null;
     try {
       engine =
           new Engine(
@@ -194,13 +226,27 @@ final class WorkerCommand implements Callable<Integer> {
               drain);
       WorkerServer server = new WorkerServer(vertx, engine, options);
       server.start().toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
-      return new Running(server, engine, vertx, lm, drain);
+      hz = cluster.join();
+      String advertised = advertisedAddress(server.port());
+      RegistryPublisher publisher =
+          new RegistryPublisher(hz, () -> server.info().toBuilder().setAddress(advertised).build())
+              .start();
+      LOG.info(
+          "worker {} registered as {} in cluster '{}' (Hazelcast member {})",
+          options.workerId(),
+          advertised,
+          cluster.clusterName,
+          ClusterOptions.address(hz));
+      return new Running(server, engine, vertx, lm, drain, hz, publisher);
     } catch (Exception e) {
       if (engine != null) {
         engine.close();
       }
       if (vertx != null) {
         vertx.close();
+      }
+      if (hz != null) {
+        hz.shutdown();
       }
       lm.close();
       if (e instanceof java.util.concurrent.ExecutionException ee && ee.getCause() != null) {
@@ -225,6 +271,23 @@ final class WorkerCommand implements Callable<Integer> {
     }
     String env = System.getenv(SECRET_ENV);
     return env == null || env.isBlank() ? null : env.strip();
+  }
+
+  /** host:port under which the registry announces this worker. */
+  String advertisedAddress(int port) {
+    String h = advertiseHost;
+    if (h == null || h.isBlank()) {
+      h = host;
+      if (h.equals("0.0.0.0") || h.equals("::")) {
+        try {
+          h = java.net.InetAddress.getLocalHost().getHostAddress();
+        } catch (IOException e) {
+          throw new IllegalArgumentException(
+              "--host " + host + " binds every interface: give --advertise-host", e);
+        }
+      }
+    }
+    return h + ":" + port;
   }
 
   static String defaultWorkerId() {

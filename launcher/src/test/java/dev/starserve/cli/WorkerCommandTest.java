@@ -82,7 +82,9 @@ class WorkerCommandTest {
             "--kv-cache-blocks",
             "32",
             "--threads",
-            "1");
+            "1",
+            "--cluster-name",
+            "worker-command-test-" + java.util.UUID.randomUUID());
     WorkerCommand.Running running = cmd.start();
     ManagedChannel ch =
         Grpc.newChannelBuilderForAddress(
