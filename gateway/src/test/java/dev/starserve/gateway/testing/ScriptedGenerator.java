@@ -40,6 +40,8 @@ public final class ScriptedGenerator implements Generator {
   public volatile int eosAfter = 5;
   public volatile long tokenDelayMs = 1;
   public volatile GenerationException failWith;
+  /** Appended to every token's text (makes events large, to fill socket buffers quickly). */
+  public volatile String tokenPadding = "";
   public volatile List<WorkerInfo> models =
       List.of(
           WorkerInfo.newBuilder()
@@ -187,7 +189,7 @@ public final class ScriptedGenerator implements Generator {
       int i = next++;
       boolean eos = i == eosAfter;
       boolean last = eos || i + 1 == max;
-      String tokenText = eos ? "" : tokenText(i);
+      String tokenText = eos ? "" : tokenText(i) + tokenPadding;
       Token.Builder t =
           Token.newBuilder()
               .setIndex(i)

@@ -6,6 +6,8 @@ import io.grpc.ServerCall;
 import io.grpc.ServerCallHandler;
 import io.grpc.ServerInterceptor;
 import io.grpc.Status;
+import io.vertx.core.Context;
+import io.vertx.core.Vertx;
 
 /** Checks the {@code authorization: Bearer <key>} metadata; UNAUTHENTICATED otherwise. */
 public final class ApiKeyInterceptor implements ServerInterceptor {
@@ -23,10 +25,20 @@ public final class ApiKeyInterceptor implements ServerInterceptor {
     if (keys.allows(headers.get(AUTHORIZATION))) {
       return next.startCall(call, headers);
     }
-    call.close(
-        Status.UNAUTHENTICATED.withDescription(
-            "missing or unknown API key (send authorization: Bearer <key>)"),
-        new Metadata());
+    Runnable reject =
+        () ->
+            call.close(
+                Status.UNAUTHENTICATED.withDescription(
+                    "missing or unknown API key (send authorization: Bearer <key>)"),
+                new Metadata());
+    // NOTE: the Vert.x bridge still sets the call up after this returns and fails on a call closed
+    // inside interceptCall, so the close waits for the next turn of the call's context.
+    Context context = Vertx.currentContext();
+    if (context != null) {
+      context.runOnContext(v -> reject.run());
+    } else {
+      reject.run();
+    }
     return new ServerCall.Listener<>() {};
   }
 }
