@@ -40,8 +40,10 @@ public final class ScriptedGenerator implements Generator {
   public volatile int eosAfter = 5;
   public volatile long tokenDelayMs = 1;
   public volatile GenerationException failWith;
+
   /** Appended to every token's text (makes events large, to fill socket buffers quickly). */
   public volatile String tokenPadding = "";
+
   public volatile List<WorkerInfo> models =
       List.of(
           WorkerInfo.newBuilder()

@@ -125,7 +125,17 @@ public final class FmaasService extends GenerationServiceGrpc.GenerationServiceI
             private Started started = Started.getDefaultInstance();
 
             private void send(GenerationResponse response) {
-              call.onNext(response);
+              try {
+                call.onNext(response);
+              } catch (RuntimeException e) {
+                // NOTE: the transport closed the call (client reset, deadline) before we heard of
+                // it; the client is gone, so stop generating.
+                if (groupRef[0] != null && !groupRef[0].over()) {
+                  groupRef[0].cancel();
+                  timer.end(Outcome.CANCELLED);
+                }
+                return;
+              }
               if (!call.isReady() && !paused[0] && groupRef[0] != null) {
                 paused[0] = true;
                 groupRef[0].pause();
