@@ -376,4 +376,43 @@ class OpenAiApiTest {
     String got = new JsonObject(r.body()).getJsonObject("error").getString("message");
     assertTrue(got.contains(message), got);
   }
+
+  @Test
+  void streamedChoicesOfNAreIndexedAndEachFinishes() {
+    List<String> data =
+        sseData(
+            gw.post(
+                    "/v1/completions",
+                    completion().put("n", 3).put("max_tokens", 2).put("stream", true))
+                .body(),
+            "data: ");
+    StringBuilder[] texts = {new StringBuilder(), new StringBuilder(), new StringBuilder()};
+    int finishes = 0;
+    for (String d : data.subList(0, data.size() - 1)) {
+      JsonObject c = new JsonObject(d).getJsonArray("choices").getJsonObject(0);
+      texts[c.getInteger("index")].append(c.getString("text"));
+      if (c.getString("finish_reason") != null) {
+        finishes++;
+      }
+    }
+    assertEquals(3, finishes);
+    for (StringBuilder t : texts) {
+      assertEquals(" w0 w1", t.toString());
+    }
+  }
+
+  @Test
+  void aFailureBeforeTheFirstEventIsAnHttpErrorAndAfterItAnErrorEvent() {
+    gw.generator.failWith =
+        new dev.starserve.gateway.generate.GenerationException(
+            dev.starserve.gateway.generate.GenerationException.Kind.UNAVAILABLE, "no worker left");
+    try {
+      HttpResponse<String> r = gw.post("/v1/completions", completion().put("stream", true));
+      assertEquals(503, r.statusCode());
+      assertEquals(
+          "no worker left", new JsonObject(r.body()).getJsonObject("error").getString("message"));
+    } finally {
+      gw.generator.failWith = null;
+    }
+  }
 }
