@@ -11,6 +11,8 @@ import dev.starserve.proto.worker.v1.Started;
 import dev.starserve.proto.worker.v1.Tokens;
 import java.util.ArrayList;
 import java.util.List;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The sequences of one public request (OpenAI n × prompts, a TGIS batch), started together and
@@ -18,6 +20,8 @@ import java.util.List;
  * resume apply to all. Used on the request's Vert.x context only.
  */
 public final class SequenceGroup {
+  private static final Logger LOG = LoggerFactory.getLogger(SequenceGroup.class);
+
   /** What the API adapter hears, tagged with the sequence's index in the request list. */
   public interface Events {
     default void started(int index, Started started) {}
@@ -57,6 +61,13 @@ public final class SequenceGroup {
         group.streams.add(generator.generate(requests.get(i), group.listener(i)));
       } catch (GenerationException e) {
         group.fail(e);
+      } catch (RuntimeException e) {
+        LOG.error("the generator failed to start a sequence", e);
+        group.fail(
+            new GenerationException(
+                GenerationException.Kind.GENERATION_FAILED,
+                "internal error starting a sequence",
+                e));
       }
     }
     return group;
@@ -89,7 +100,25 @@ public final class SequenceGroup {
     }
     over = true;
     streams.forEach(GenerationStream::cancel);
-    events.failed(e);
+    try {
+      events.failed(e);
+    } catch (RuntimeException bug) {
+      LOG.error("an API adapter failed reporting an error", bug);
+    }
+  }
+
+  /**
+   * Runs an adapter callback; an exception there is a bug in the adapter, so it is logged, the
+   * group is cancelled and failed, and nothing is thrown back into the generator.
+   */
+  private void guard(Runnable callback) {
+    try {
+      callback.run();
+    } catch (RuntimeException e) {
+      LOG.error("an API adapter failed handling a generation event", e);
+      fail(
+          new GenerationException(GenerationException.Kind.GENERATION_FAILED, "internal error", e));
+    }
   }
 
   private GenerationListener listener(int index) {
@@ -97,7 +126,7 @@ public final class SequenceGroup {
       @Override
       public void onStarted(Started started) {
         if (!over) {
-          events.started(index, started);
+          guard(() -> events.started(index, started));
         }
       }
 
@@ -105,7 +134,7 @@ public final class SequenceGroup {
       public void onTokens(Tokens tokens) {
         if (!over) {
           timer.tokens(tokens.getTokensCount());
-          events.tokens(index, tokens);
+          guard(() -> events.tokens(index, tokens));
         }
       }
 
@@ -122,10 +151,10 @@ public final class SequenceGroup {
                   finished.getError().isEmpty() ? "generation failed" : finished.getError()));
           return;
         }
-        events.finished(index, finished);
+        guard(() -> events.finished(index, finished));
         if (--remaining == 0 && !over) {
           over = true;
-          events.completed();
+          guard(events::completed);
         }
       }
 
