@@ -36,7 +36,6 @@ import dev.starserve.proto.worker.v1.TokenizeRequest;
 import dev.starserve.proto.worker.v1.TokenizeResponse;
 import dev.starserve.proto.worker.v1.Tokens;
 import dev.starserve.proto.worker.v1.WorkerInfo;
-import io.grpc.Context;
 import io.grpc.Status;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
@@ -305,7 +304,12 @@ public final class FmaasService extends GenerationServiceGrpc.GenerationServiceI
     return "fmaas-" + UUID.randomUUID();
   }
 
-  /** Client cancel, or the call's deadline, cancels the sequences (idempotent, may come late). */
+  /**
+   * A client cancel cancels the sequences (idempotent, may come late). NOTE: a passed deadline
+   * reaches us the same way: the Vert.x server ends the call with DEADLINE_EXCEEDED
+   * (scheduleDeadlineAutomatically) and the client resets the stream; the bridge does not make the
+   * call's grpc {@code Context} current in the method, so a Context listener would never fire.
+   */
   private static void onCancel(
       StreamObserver<?> observer, SequenceGroup group, RequestTimer timer) {
     ServerCallStreamObserver<?> call = (ServerCallStreamObserver<?>) observer;
@@ -317,23 +321,6 @@ public final class FmaasService extends GenerationServiceGrpc.GenerationServiceI
           }
         };
     call.setOnCancelHandler(cancel::run);
-    Context context = Context.current();
-    context.addListener(
-        c -> {
-          if (!group.over()) {
-            group.cancel();
-            timer.end(Outcome.TIMEOUT);
-            try {
-              call.onError(
-                  Status.DEADLINE_EXCEEDED
-                      .withDescription("deadline exceeded")
-                      .asRuntimeException());
-            } catch (RuntimeException e) {
-              // NOTE: the call may already be closed by the transport; nothing left to tell.
-            }
-          }
-        },
-        Runnable::run);
     if (call.isCancelled()) {
       cancel.run();
     }
