@@ -351,4 +351,63 @@ class GatewayServerTest {
       assertEquals(400, bad.statusCode());
     }
   }
+
+  @Test
+  void grpcSlowReaderPausesTheGenerationUntilItRequestsMore() throws Exception {
+    try (GatewayFixture gw = new GatewayFixture()) {
+      gw.generator.tokenPadding = "p".repeat(32 << 10);
+      gw.generator.eosAfter = 100_000;
+      gw.generator.tokenDelayMs = 1;
+      ManagedChannel channel =
+          NettyChannelBuilder.forAddress("127.0.0.1", gw.server.grpcPort()).usePlaintext().build();
+      try {
+        java.util.concurrent.CompletableFuture<Integer> done =
+            new java.util.concurrent.CompletableFuture<>();
+        java.util.concurrent.atomic.AtomicReference<io.grpc.stub.ClientCallStreamObserver<?>> ref =
+            new java.util.concurrent.atomic.AtomicReference<>();
+        java.util.concurrent.atomic.AtomicInteger received =
+            new java.util.concurrent.atomic.AtomicInteger();
+        GenerationServiceGrpc.newStub(channel)
+            .generateStream(
+                SingleGenerationRequest.newBuilder()
+                    .setRequest(GenerationRequest.newBuilder().setText("a"))
+                    .setParams(
+                        Parameters.newBuilder()
+                            .setStopping(StoppingCriteria.newBuilder().setMaxNewTokens(400)))
+                    .build(),
+                new io.grpc.stub.ClientResponseObserver<
+                    SingleGenerationRequest, GenerationResponse>() {
+                  @Override
+                  public void beforeStart(
+                      io.grpc.stub.ClientCallStreamObserver<SingleGenerationRequest> call) {
+                    call.disableAutoRequestWithInitial(1);
+                    ref.set(call);
+                  }
+
+                  @Override
+                  public void onNext(GenerationResponse value) {
+                    received.incrementAndGet();
+                  }
+
+                  @Override
+                  public void onError(Throwable t) {
+                    done.completeExceptionally(t);
+                  }
+
+                  @Override
+                  public void onCompleted() {
+                    done.complete(received.get());
+                  }
+                });
+        eventually("flow control to pause the generation", () -> gw.generator.pauses.get() > 0);
+        assertEquals(0, gw.generator.finished.get(), "paused before the end");
+        ref.get().request(Integer.MAX_VALUE);
+        int messages = done.get(20, TimeUnit.SECONDS);
+        assertEquals(1, gw.generator.finished.get());
+        assertTrue(messages >= 401, "started + 400 token messages + finish: " + messages);
+      } finally {
+        channel.shutdownNow().awaitTermination(5, TimeUnit.SECONDS);
+      }
+    }
+  }
 }
