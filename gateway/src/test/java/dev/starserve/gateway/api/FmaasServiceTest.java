@@ -363,4 +363,36 @@ class FmaasServiceTest {
       gw.generator.models = saved;
     }
   }
+
+  @Test
+  void streamWithInputTextAndTokensSendsThemWhereTgisDoes() {
+    Iterator<GenerationResponse> it =
+        stub.generateStream(
+            SingleGenerationRequest.newBuilder()
+                .setRequest(GenerationRequest.newBuilder().setText("ab"))
+                .setParams(
+                    Parameters.newBuilder()
+                        .setMethod(DecodingMethod.SAMPLE)
+                        .setSampling(SamplingParameters.newBuilder().setSeed(4))
+                        .setStopping(StoppingCriteria.newBuilder().setMaxNewTokens(2))
+                        .setResponse(
+                            ResponseOptions.newBuilder()
+                                .setInputText(true)
+                                .setGeneratedTokens(true)
+                                .setInputTokens(true)))
+                .build());
+    List<GenerationResponse> pieces = new java.util.ArrayList<>();
+    it.forEachRemaining(pieces::add);
+    GenerationResponse first = pieces.getFirst();
+    assertEquals("ab", first.getText(), "input_text comes first");
+    assertEquals(2, first.getInputTokensCount());
+    assertEquals(" w0", pieces.get(1).getTokens(0).getText());
+    assertEquals(1, pieces.get(1).getGeneratedTokenCount());
+    GenerationResponse last = pieces.getLast();
+    assertEquals(StopReason.MAX_TOKENS, last.getStopReason());
+    assertEquals(4, last.getSeed());
+    StringBuilder text = new StringBuilder();
+    pieces.forEach(p -> text.append(p.getText()));
+    assertEquals("ab w0 w1", text.toString());
+  }
 }

@@ -41,6 +41,7 @@ class OpenAiApiTest {
   void reset() {
     gw.generator.requests.clear();
     gw.generator.eosAfter = 5;
+    gw.generator.failAfterTokens = -1;
   }
 
   private static JsonObject completion() {
@@ -414,5 +415,24 @@ class OpenAiApiTest {
     } finally {
       gw.generator.failWith = null;
     }
+  }
+
+  @Test
+  void aFailureMidStreamSendsAnErrorObjectThenDone() {
+    gw.generator.failAfterTokens = 2;
+    HttpResponse<String> r =
+        gw.post("/v1/completions", completion().put("max_tokens", 10).put("stream", true));
+    assertEquals(200, r.statusCode());
+    List<String> data = sseData(r.body(), "data: ");
+    assertEquals("[DONE]", data.getLast());
+    assertEquals(" w0", choices(new JsonObject(data.get(0))).getJsonObject(0).getString("text"));
+    assertEquals(" w1", choices(new JsonObject(data.get(1))).getJsonObject(0).getString("text"));
+    JsonObject error = new JsonObject(data.get(2)).getJsonObject("error");
+    assertEquals("worker lost", error.getString("message"));
+    assertEquals(4, data.size());
+  }
+
+  private static JsonArray choices(JsonObject chunk) {
+    return chunk.getJsonArray("choices");
   }
 }

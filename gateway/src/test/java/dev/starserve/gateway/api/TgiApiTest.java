@@ -37,6 +37,7 @@ class TgiApiTest {
   void reset() {
     gw.generator.requests.clear();
     gw.generator.eosAfter = 5;
+    gw.generator.failAfterTokens = -1;
   }
 
   private static JsonObject body(JsonObject parameters) {
@@ -231,5 +232,20 @@ class TgiApiTest {
     } finally {
       gw.generator.failWith = null;
     }
+  }
+
+  @Test
+  void aFailureMidStreamEndsTheStreamWithAnErrorEvent() {
+    gw.generator.failAfterTokens = 3;
+    List<String> data =
+        sseData(
+            gw.post("/generate_stream", body(new JsonObject().put("max_new_tokens", 10))).body(),
+            "data:");
+    // tokens 0 and 1 went out; token 2 was held for the details of a last event that never came
+    assertEquals(3, data.size());
+    assertEquals(" w1", new JsonObject(data.get(1)).getJsonObject("token").getString("text"));
+    assertEquals(
+        new JsonObject().put("error", "worker lost").put("error_type", "generation"),
+        new JsonObject(data.getLast()));
   }
 }

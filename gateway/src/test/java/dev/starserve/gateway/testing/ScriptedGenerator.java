@@ -41,6 +41,9 @@ public final class ScriptedGenerator implements Generator {
   public volatile long tokenDelayMs = 1;
   public volatile GenerationException failWith;
 
+  /** When >= 0, the sequence fails (GENERATION_FAILED) after this many tokens. */
+  public volatile int failAfterTokens = -1;
+
   /** Appended to every token's text (makes events large, to fill socket buffers quickly). */
   public volatile String tokenPadding = "";
 
@@ -189,6 +192,12 @@ public final class ScriptedGenerator implements Generator {
       }
       int max = request.getStopping().getMaxNewTokens();
       int i = next++;
+      if (i == failAfterTokens) {
+        done = true;
+        listener.onError(
+            new GenerationException(GenerationException.Kind.GENERATION_FAILED, "worker lost"));
+        return;
+      }
       boolean eos = i == eosAfter;
       boolean last = eos || i + 1 == max;
       String tokenText = eos ? "" : tokenText(i) + tokenPadding;
