@@ -11,11 +11,13 @@ import picocli.CommandLine.Command;
     version = "StarServe 0.1.0",
     description = "Serves StarCoder-family (gpt_bigcode) models.",
     subcommands = {
+      ServeCommand.class,
+      WorkerCommand.class,
+      GatewayCommand.class,
       MakeModelCommand.class,
       TokenizeCommand.class,
       GenerateCommand.class,
       BenchCommand.class,
-      WorkerCommand.class,
       CommandLine.HelpCommand.class
     })
 public final class Main implements Runnable {

@@ -116,6 +116,7 @@ final class WorkerCommand implements Callable<Integer> {
       LoadedModel model,
       Duration drainTimeout,
       HazelcastInstance hazelcast,
+      boolean ownsHazelcast,
       RegistryPublisher publisher)
       implements AutoCloseable {
     /**
@@ -140,7 +141,9 @@ final class WorkerCommand implements Callable<Integer> {
       }
       publisher.close();
       try {
-        hazelcast.shutdown();
+        if (ownsHazelcast) {
+          hazelcast.shutdown();
+        }
       } catch (RuntimeException e) {
         LOG.warn("leaving the cluster failed", e);
       }
@@ -188,8 +191,17 @@ final class WorkerCommand implements Callable<Integer> {
     return 0;
   }
 
-  /** Loads the model and starts serving; the caller closes what it returns. */
+  /** Loads the model, starts serving and joins the cluster; the caller closes what it returns. */
   Running start() throws IOException {
+    return start(null, null);
+  }
+
+  /**
+   * Like {@link #start()}, but registers in {@code sharedCluster} (when not null: a member this JVM
+   * already runs, which the worker then does not shut down) and with {@code secretOverride} (when
+   * not null) instead of the configured secret.
+   */
+  Running start(HazelcastInstance sharedCluster, String secretOverride) throws IOException {
     if (maxPendingEvents < 4) {
       throw new IllegalArgumentException(
           "--max-pending-events must be >= 4, got " + maxPendingEvents);
@@ -198,7 +210,7 @@ final class WorkerCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--grpc-port must be in [0, 65535], got " + grpcPort);
     }
     Duration drain = parseDuration("--drain-timeout", drainTimeout);
-    String secret = secret();
+    String secret = secretOverride != null ? secretOverride : secret();
     LoadedModel lm =
         LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads);
     Engine engine = null;
@@ -226,7 +238,7 @@ final class WorkerCommand implements Callable<Integer> {
               drain);
       WorkerServer server = new WorkerServer(vertx, engine, options);
       server.start().toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
-      hz = cluster.join();
+      hz = sharedCluster != null ? sharedCluster : cluster.join();
       String advertised = advertisedAddress(server.port());
       RegistryPublisher publisher =
           new RegistryPublisher(hz, () -> server.info().toBuilder().setAddress(advertised).build())
@@ -237,7 +249,7 @@ final class WorkerCommand implements Callable<Integer> {
           advertised,
           cluster.clusterName,
           ClusterOptions.address(hz));
-      return new Running(server, engine, vertx, lm, drain, hz, publisher);
+      return new Running(server, engine, vertx, lm, drain, hz, sharedCluster == null, publisher);
     } catch (Exception e) {
       if (engine != null) {
         engine.close();
@@ -245,23 +257,41 @@ final class WorkerCommand implements Callable<Integer> {
       if (vertx != null) {
         vertx.close();
       }
-      if (hz != null) {
+      if (hz != null && sharedCluster == null) {
         hz.shutdown();
       }
       lm.close();
-      if (e instanceof java.util.concurrent.ExecutionException ee && ee.getCause() != null) {
-        throw new IOException(
-            "cannot serve on " + host + ":" + grpcPort + ": " + ee.getCause().getMessage(),
-            ee.getCause());
-      }
-      if (e instanceof RuntimeException re) {
-        throw re;
-      }
-      throw new IOException(e.getMessage(), e);
+      throw unwrap(e, "cannot serve on " + host + ":" + grpcPort);
     }
   }
 
+  /**
+   * A start failure as the command line reports it: a bind or startup failure inside a future
+   * becomes an IOException with {@code what} and its cause's message; runtime errors pass as they
+   * are.
+   */
+  static IOException unwrap(Exception e, String what) {
+    if (e instanceof java.util.concurrent.ExecutionException ee && ee.getCause() != null) {
+      return new IOException(what + ": " + ee.getCause().getMessage(), ee.getCause());
+    }
+    if (e instanceof RuntimeException re) {
+      throw re;
+    }
+    if (e instanceof IOException io) {
+      return io;
+    }
+    return new IOException(what + ": " + e.getMessage(), e);
+  }
+
   private String secret() throws IOException {
+    return clusterSecret(secretFile);
+  }
+
+  /**
+   * The cluster's shared secret: the file's content, else {@code $STARSERVE_CLUSTER_SECRET}, else
+   * null (no secret).
+   */
+  static String clusterSecret(Path secretFile) throws IOException {
     if (secretFile != null) {
       String s = Files.readString(secretFile, StandardCharsets.UTF_8).strip();
       if (s.isEmpty()) {

@@ -157,9 +157,9 @@ final class Relay implements GenerationStream {
     }
     if (!tried.isEmpty()) {
       if (delivered.isEmpty()) {
-        router.events.retried();
+        router.events.retried(w.getModelId());
       } else {
-        router.events.failedOver();
+        router.events.failedOver(w.getModelId());
       }
       LOG.debug(
           "request {} moves to worker {} after {} tokens",

@@ -140,7 +140,7 @@ public final class RoutingGenerator implements Generator, AutoCloseable {
     if (status == GrpcStatus.INVALID_ARGUMENT || status == GrpcStatus.OUT_OF_RANGE) {
       out.fail(new GenerationException(GenerationException.Kind.INVALID_ARGUMENT, message));
     } else if (tried.size() < 2) {
-      events.retried();
+      events.retried(modelId);
       tokenize(modelId, request, tried, out);
     } else {
       out.fail(

@@ -61,10 +61,10 @@ class ClusterRoutingTest {
               RoutingGenerator.Settings.DEFAULT,
               new RoutingEvents() {
                 @Override
-                public void retried() {}
+                public void retried(String model) {}
 
                 @Override
-                public void failedOver() {
+                public void failedOver(String model) {
                   failedOver.incrementAndGet();
                 }
               });

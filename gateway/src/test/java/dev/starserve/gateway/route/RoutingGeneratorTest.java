@@ -66,12 +66,12 @@ class RoutingGeneratorTest {
         settings,
         new RoutingEvents() {
           @Override
-          public void retried() {
+          public void retried(String model) {
             retried.incrementAndGet();
           }
 
           @Override
-          public void failedOver() {
+          public void failedOver(String model) {
             failedOver.incrementAndGet();
           }
         });
