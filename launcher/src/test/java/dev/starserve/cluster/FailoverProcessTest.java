@@ -44,6 +44,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -186,8 +187,21 @@ class FailoverProcessTest {
   private void run() throws Exception {
     long t0 = System.nanoTime();
     Path model = tmp.resolve(MODEL);
+    // NOTE: --std 1 instead of the default 0.02: with tiny random weights that small, greedy
+    // decoding repeats one token, so a continuation from the wrong context would still match.
+    // Large weights give varied, context-dependent tokens with wide argmax margins.
     assertEquals(
-        0, Main.run("make-model", "--shape", "tiny", "--dtype", "float32", "--out", "" + model));
+        0,
+        Main.run(
+            "make-model",
+            "--shape",
+            "tiny",
+            "--dtype",
+            "float32",
+            "--std",
+            "1",
+            "--out",
+            "" + model));
     Path secret = tmp.resolve("secret");
     Files.writeString(secret, "failover-secret-" + UUID.randomUUID() + "\n");
 
@@ -266,8 +280,22 @@ class FailoverProcessTest {
                     survivorDropped.set(true);
                   }
                 });
+    IMap<String, byte[]> registry = hazelcast.getMap(WorkerDirectory.MAP_NAME);
+    assertTrue(registry.containsKey(victim.id()), "the victim is in the registry map");
     long killed = System.nanoTime();
     victim.process().destroyForcibly(); // SIGKILL on Linux: no drain, no goodbye to the cluster
+    // The map is watched from the kill on, while the streams finish.
+    CompletableFuture<Long> recordGone =
+        CompletableFuture.supplyAsync(
+            () -> {
+              while (registry.containsKey(victim.id())) {
+                if (millisSince(killed) > 30_000) {
+                  throw new AssertionError("the record is still in the registry map after 30 s");
+                }
+                LockSupport.parkNanos(20_000_000);
+              }
+              return millisSince(killed);
+            });
     assertTrue(victim.process().waitFor(10, TimeUnit.SECONDS), "the victim died");
     assertEquals(128 + 9, victim.process().exitValue(), "killed by SIGKILL, not a graceful stop");
     System.out.printf(
@@ -292,19 +320,14 @@ class FailoverProcessTest {
         "one failover per interrupted stream: " + failovers + " for " + victimStreams);
 
     // Leaving the registry: the gateway's directory (routing) and the Hazelcast map itself.
-    IMap<String, byte[]> registry = hazelcast.getMap(WorkerDirectory.MAP_NAME);
     await(
         "the dead worker leaves the directory",
         Duration.ofSeconds(30),
         () -> victimGone.get() != 0);
-    await(
-        "the dead worker's record leaves the registry map",
-        Duration.ofSeconds(30),
-        () -> !registry.containsKey(victim.id()));
-    long mapMillis = millisSince(killed);
     long directoryMillis = (victimGone.get() - killed) / 1_000_000;
+    long mapMillis = recordGone.get(40, TimeUnit.SECONDS);
     System.out.printf(
-        "%s left the gateway's directory %d ms and the registry map <= %d ms after the kill%n",
+        "%s left the gateway's directory %d ms and the registry map %d ms after the kill%n",
         victim.id(), directoryMillis, mapMillis);
     assertTrue(directoryMillis <= 10_000, "within the 5 s TTL plus slack: " + directoryMillis);
     assertTrue(mapMillis <= 10_000, "within the 5 s TTL plus slack: " + mapMillis + " ms");
