@@ -82,16 +82,15 @@ final class InProcessCluster implements AutoCloseable {
     assertEquals(
         0,
         Main.run("make-model", "--shape", "tiny", "--dtype", "float32", "--out", model.toString()));
+    Tokenizer tokenizer =
+        Tokenizer.load(model.resolve("tokenizer.json"), model.resolve("tokenizer_config.json"));
     String cluster = "itest-" + UUID.randomUUID();
     int portStart = 21000 + ThreadLocalRandom.current().nextInt(20000);
     HazelcastInstance member =
         Hazelcast.newHazelcastInstance(
             HazelcastConfigs.build(
                 ClusterSettings.tcpIp(cluster, 0, "").withPortRange(portStart, 100)));
-    InProcessCluster c =
-        new InProcessCluster(
-            Tokenizer.load(model.resolve("tokenizer.json"), model.resolve("tokenizer_config.json")),
-            member);
+    InProcessCluster c = new InProcessCluster(tokenizer, member);
     try {
       c.startAll(model, cluster);
       c.awaitWorkersListed();
