@@ -448,6 +448,23 @@ class ClusterIntegrationTest {
     }
   }
 
+  @Test
+  void aClientDeadlineReachesTheWorkerAndFreesItsKvBlocksWhenItPasses() throws Exception {
+    // NOTE: a slow reader takes one message and no more, so the stream cannot end before the
+    // deadline however fast the workers are.
+    StreamProbe probe = new StreamProbe(true);
+    GenerationServiceGrpc.newStub(cluster.channel(cluster.gateway))
+        .withDeadlineAfter(1500, TimeUnit.MILLISECONDS)
+        .generateStream(single("# deadline\nclass Late:\n", greedy(LONG, LONG)), probe);
+    assertEquals(Status.Code.DEADLINE_EXCEEDED, probe.done.get(30, TimeUnit.SECONDS).getCode());
+    await(
+        "both workers are idle with no KV blocks held",
+        () ->
+            sum(cluster.perWorker(s -> s.kvBlocksUsed())) == 0
+                && sum(cluster.perWorker(s -> s.running())) == 0
+                && sum(cluster.perWorker(s -> s.waiting())) == 0);
+  }
+
   // ---- admission control ----------------------------------------------------------------------
 
   @Test

@@ -20,7 +20,10 @@ public interface Generator {
 
   /**
    * Starts one sequence. The listener gets {@code onStarted} once, then {@code onTokens} zero or
-   * more times, then exactly one of {@code onFinished} or {@code onError}; nothing after that.
+   * more times, then exactly one of {@code onFinished} or {@code onError}; nothing after that. A
+   * gRPC deadline in the caller's {@code io.grpc.Context} when this is called bounds the sequence,
+   * as grpc-java propagates deadlines: the workers are told the time left, and when it passes the
+   * sequence ends with {@link GenerationException.Kind#DEADLINE_EXCEEDED}.
    */
   GenerationStream generate(GenerateRequest request, GenerationListener listener);
 

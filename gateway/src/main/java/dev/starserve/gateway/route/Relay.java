@@ -10,6 +10,7 @@ import dev.starserve.proto.worker.v1.Token;
 import dev.starserve.proto.worker.v1.Tokens;
 import dev.starserve.proto.worker.v1.WorkerInfo;
 import dev.starserve.proto.worker.v1.WorkerServiceGrpc;
+import io.grpc.Deadline;
 import io.vertx.core.Context;
 import io.vertx.core.Vertx;
 import io.vertx.grpc.client.GrpcClientRequest;
@@ -20,6 +21,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -34,7 +36,10 @@ import org.slf4j.LoggerFactory;
  * </pre>
  *
  * Before the first token a failure is a plain retry; after it a failover. INVALID_ARGUMENT is not
- * retried; RESOURCE_EXHAUSTED tries another worker and ends in OVERLOADED if all are full.
+ * retried; RESOURCE_EXHAUSTED tries another worker and ends in OVERLOADED if all are full. A gRPC
+ * deadline current when the sequence starts ({@code io.grpc.Context.current()}, as grpc-java
+ * propagates them) is sent with every attempt as the time left, and DEADLINE_EXCEEDED ends the
+ * sequence without a retry.
  */
 final class Relay implements GenerationStream {
   private static final Logger LOG = LoggerFactory.getLogger(Relay.class);
@@ -56,6 +61,8 @@ final class Relay implements GenerationStream {
   private final GenerateRequest request;
   private final GenerationListener listener;
   private final String affinityKey;
+  // The caller's gRPC deadline (null when none): every attempt carries what is left of it.
+  private final Deadline deadline;
   private final Set<String> tried = new HashSet<>();
   // Token ids delivered to the listener, in order (after the request's own resume ids).
   private final List<Integer> delivered = new ArrayList<>();
@@ -66,6 +73,7 @@ final class Relay implements GenerationStream {
   private boolean onlyExhausted = true;
   private String lastFailure = "";
   private Attempt current;
+  private long deadlineTimer = -1;
 
   Relay(
       RoutingGenerator router,
@@ -77,6 +85,7 @@ final class Relay implements GenerationStream {
     this.request = request;
     this.listener = listener;
     this.affinityKey = router.policy.affinityKey(request.getPrompt());
+    this.deadline = io.grpc.Context.current().getDeadline();
     if (request.getSampling().hasSeed()) {
       seed = request.getSampling().getSeed();
     }
@@ -86,6 +95,37 @@ final class Relay implements GenerationStream {
     // NOTE: always a later turn of the context, so that no listener callback (not even "no
     // worker") runs before generate() has returned the stream to its caller.
     context.runOnContext(v -> next());
+    if (deadline != null) {
+      // NOTE: our own timer, not the gRPC client's: a call the client cancels on its deadline
+      // ends without an event on its response, and a hung worker may never answer.
+      long millis = Math.max(1, deadline.timeRemaining(TimeUnit.MILLISECONDS));
+      deadlineTimer = context.owner().setTimer(millis, id -> onContext(this::deadlinePassed));
+    }
+  }
+
+  private void deadlinePassed() {
+    deadlineTimer = -1;
+    if (done) {
+      return;
+    }
+    Attempt a = current;
+    current = null;
+    if (a != null) {
+      abandon(a);
+    }
+    fail(
+        new GenerationException(
+            GenerationException.Kind.DEADLINE_EXCEEDED,
+            "the deadline passed after " + delivered.size() + " tokens"));
+  }
+
+  /** The sequence is over: stop its deadline timer and let the router forget it. */
+  private void closed() {
+    if (deadlineTimer >= 0) {
+      context.owner().cancelTimer(deadlineTimer);
+      deadlineTimer = -1;
+    }
+    router.closed(this);
   }
 
   @Override
@@ -101,7 +141,7 @@ final class Relay implements GenerationStream {
           if (a != null) {
             abandon(a);
           }
-          router.closed(this);
+          closed();
         });
   }
 
@@ -167,6 +207,18 @@ final class Relay implements GenerationStream {
           w.getWorkerId(),
           delivered.size());
     }
+    long remainingMillis = 0;
+    if (deadline != null) {
+      remainingMillis = deadline.timeRemaining(TimeUnit.MILLISECONDS);
+      if (remainingMillis <= 0) {
+        fail(
+            new GenerationException(
+                GenerationException.Kind.DEADLINE_EXCEEDED,
+                "the deadline passed after " + delivered.size() + " tokens"));
+        return;
+      }
+    }
+    long timeoutMillis = remainingMillis;
     tried.add(w.getWorkerId());
     Attempt a = new Attempt(w);
     current = a;
@@ -196,6 +248,10 @@ final class Relay implements GenerationStream {
               }
               if (!router.settings.secret().isEmpty()) {
                 call.headers().set(RoutingGenerator.SECRET_HEADER, router.settings.secret());
+              }
+              if (timeoutMillis > 0) {
+                // grpc-timeout: the worker ends the call and frees its blocks when it passes.
+                call.timeout(timeoutMillis, TimeUnit.MILLISECONDS);
               }
               call.send(attemptRequest)
                   .onComplete(
@@ -278,7 +334,7 @@ final class Relay implements GenerationStream {
         done = true;
         current = null;
         release(a);
-        router.closed(this);
+        closed();
         deliver(() -> listener.onFinished(finished));
       }
       case KIND_NOT_SET -> {}
@@ -308,6 +364,11 @@ final class Relay implements GenerationStream {
     switch (status) {
       case INVALID_ARGUMENT, OUT_OF_RANGE, FAILED_PRECONDITION ->
           fail(new GenerationException(GenerationException.Kind.INVALID_ARGUMENT, message));
+      case DEADLINE_EXCEEDED ->
+          fail(
+              new GenerationException(
+                  GenerationException.Kind.DEADLINE_EXCEEDED,
+                  "the deadline passed after " + delivered.size() + " tokens (" + why + ")"));
       case UNAUTHENTICATED, PERMISSION_DENIED ->
           fail(
               new GenerationException(
@@ -356,7 +417,7 @@ final class Relay implements GenerationStream {
       return;
     }
     done = true;
-    router.closed(this);
+    closed();
     deliver(() -> listener.onError(e));
   }
 

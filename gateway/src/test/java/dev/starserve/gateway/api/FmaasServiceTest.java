@@ -92,6 +92,31 @@ class FmaasServiceTest {
   }
 
   @Test
+  void theClientsDeadlineIsCurrentWhenTheGeneratorIsCalledForBothMethods() {
+    gw.generator.deadlines.clear();
+    stub.withDeadlineAfter(7, TimeUnit.SECONDS)
+        .generate(
+            BatchedGenerationRequest.newBuilder()
+                .addRequests(GenerationRequest.newBuilder().setText("a"))
+                .addRequests(GenerationRequest.newBuilder().setText("b"))
+                .setParams(greedy(2))
+                .build());
+    stub.withDeadlineAfter(7, TimeUnit.SECONDS)
+        .generateStream(
+            SingleGenerationRequest.newBuilder()
+                .setRequest(GenerationRequest.newBuilder().setText("c"))
+                .setParams(greedy(2))
+                .build())
+        .forEachRemaining(r -> {});
+    assertEquals(3, gw.generator.deadlines.size());
+    for (var d : gw.generator.deadlines) {
+      assertTrue(d.isPresent(), "the generator saw the call's deadline");
+      long left = d.get().timeRemaining(TimeUnit.MILLISECONDS);
+      assertTrue(left <= 7_000, "at most what the client gave: " + left);
+    }
+  }
+
+  @Test
   void streamPiecesConcatenateToTheUnaryText() {
     Parameters params = greedy(4);
     BatchedGenerationResponse unary =

@@ -53,6 +53,10 @@ final class FakeWorker implements AutoCloseable {
   final HttpServer server;
   final List<GenerateRequest> requests = new CopyOnWriteArrayList<>();
   final List<String> secretsSeen = new CopyOnWriteArrayList<>();
+
+  /** Per call: the milliseconds left of the deadline the call came with, or -1 without one. */
+  final List<Long> deadlinesSeen = new CopyOnWriteArrayList<>();
+
   final AtomicInteger cancellations = new AtomicInteger();
   final AtomicInteger tokenizeCalls = new AtomicInteger();
   volatile int failAfterTokens = -1;
@@ -77,6 +81,9 @@ final class FakeWorker implements AutoCloseable {
               ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
             String secret = headers.get(SECRET);
             secretsSeen.add(secret == null ? "" : secret);
+            io.grpc.Deadline deadline = io.grpc.Context.current().getDeadline();
+            deadlinesSeen.add(
+                deadline == null ? -1L : deadline.timeRemaining(TimeUnit.MILLISECONDS));
             if (!requiredSecret.isEmpty() && !requiredSecret.equals(secret)) {
               call.close(Status.UNAUTHENTICATED.withDescription("wrong secret"), new Metadata());
               return new ServerCall.Listener<>() {};

@@ -1,6 +1,7 @@
 package dev.starserve.gateway.route;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -27,6 +28,8 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
@@ -272,6 +275,57 @@ class RoutingGeneratorTest {
     view.remove(a.id);
     assertComplete(heard, prompt, 6);
     await("the hung call is cancelled on the worker", () -> a.cancellations.get() == 1);
+  }
+
+  /** Starts the sequence inside a gRPC context whose deadline is {@code millis} away. */
+  private GenerationStream[] startWithDeadline(
+      RoutingGenerator r, GenerateRequest req, Heard heard, long millis) {
+    GenerationStream[] stream = new GenerationStream[1];
+    CompletableFuture<Void> started = new CompletableFuture<>();
+    ScheduledExecutorService timers = Executors.newSingleThreadScheduledExecutor();
+    try {
+      context.runOnContext(
+          v -> {
+            io.grpc.Context.CancellableContext grpc =
+                io.grpc.Context.current().withDeadlineAfter(millis, TimeUnit.MILLISECONDS, timers);
+            grpc.run(() -> stream[0] = r.generate(req, heard));
+            started.complete(null);
+          });
+      started.join();
+    } finally {
+      timers.shutdownNow();
+    }
+    return stream;
+  }
+
+  @Test
+  void theCallersDeadlineTravelsToTheWorkerAndWithoutOneNoneIsSent() throws Exception {
+    String prompt = promptPreferring(a, "deadline");
+    Heard with = new Heard();
+    startWithDeadline(router, request(prompt, 4), with, 30_000);
+    assertComplete(with, prompt, 4);
+    Heard without = new Heard();
+    start(router, request(prompt, 4), without);
+    assertComplete(without, prompt, 4);
+    assertEquals(2, a.deadlinesSeen.size(), "both calls went to the affinity worker");
+    long left = a.deadlinesSeen.get(0);
+    assertTrue(left > 0 && left <= 30_000, "the worker got what was left: " + left + " ms");
+    assertEquals(-1L, a.deadlinesSeen.get(1), "no deadline, no grpc-timeout");
+  }
+
+  @Test
+  void aPassedDeadlineEndsTheSequenceWithDeadlineExceededAndNoRetry() throws Exception {
+    a.failAfterTokens = 2;
+    a.failure = FakeWorker.Failure.HANG;
+    String prompt = promptPreferring(a, "too slow");
+    Heard heard = new Heard();
+    startWithDeadline(router, request(prompt, 6), heard, 1000);
+    Object end = heard.await();
+    GenerationException e = assertInstanceOf(GenerationException.class, end);
+    assertEquals(GenerationException.Kind.DEADLINE_EXCEEDED, e.kind(), e.getMessage());
+    assertTrue(heard.tokens.size() <= 2, "only what the worker sent: " + heard.tokens.size());
+    assertTrue(b.requests.isEmpty(), "a deadline is not retried elsewhere");
+    await("in-flight back to 0", () -> router.inFlight(a.id) == 0 && router.openStreams() == 0);
   }
 
   @Test

@@ -59,6 +59,10 @@ public final class ScriptedGenerator implements Generator {
               .build());
 
   public final List<GenerateRequest> requests = new CopyOnWriteArrayList<>();
+
+  /** The gRPC deadline current at each {@link #generate} call (empty when there was none). */
+  public final List<java.util.Optional<io.grpc.Deadline>> deadlines = new CopyOnWriteArrayList<>();
+
   public final AtomicInteger cancels = new AtomicInteger();
   public final AtomicInteger pauses = new AtomicInteger();
   public final AtomicInteger finished = new AtomicInteger();
@@ -84,6 +88,7 @@ public final class ScriptedGenerator implements Generator {
   @Override
   public GenerationStream generate(GenerateRequest request, GenerationListener listener) {
     requests.add(request);
+    deadlines.add(java.util.Optional.ofNullable(io.grpc.Context.current().getDeadline()));
     Context context = Vertx.currentContext();
     if (context == null) {
       throw new IllegalStateException("generate must be called on a Vert.x context");

@@ -47,7 +47,9 @@ import java.util.UUID;
 /**
  * {@code fmaas.GenerationService} (TGIS wire format) over a {@link Generator}. Calls arrive on a
  * Vert.x context through {@code GrpcIoServer}; nothing here blocks. Client cancellation and the
- * call's deadline cancel the sequences; streams pause while the client is not ready.
+ * call's deadline cancel the sequences; the deadline also travels on to the workers (the bridge
+ * makes the call's gRPC context, with its deadline, current while the methods run, and the router
+ * reads it there). Streams pause while the client is not ready.
  */
 public final class FmaasService extends GenerationServiceGrpc.GenerationServiceImplBase {
   private final Generator generator;
@@ -307,8 +309,8 @@ public final class FmaasService extends GenerationServiceGrpc.GenerationServiceI
   /**
    * A client cancel cancels the sequences (idempotent, may come late). NOTE: a passed deadline
    * reaches us the same way: the Vert.x server ends the call with DEADLINE_EXCEEDED
-   * (scheduleDeadlineAutomatically) and the client resets the stream; the bridge does not make the
-   * call's grpc {@code Context} current in the method, so a Context listener would never fire.
+   * (scheduleDeadlineAutomatically) and the client resets the stream. (A listener on the call's
+   * gRPC {@code Context} was tried before and never heard the deadline; the cancel handler does.)
    */
   private static void onCancel(
       StreamObserver<?> observer, SequenceGroup group, RequestTimer timer) {
