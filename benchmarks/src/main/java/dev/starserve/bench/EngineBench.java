@@ -2,53 +2,133 @@ package dev.starserve.bench;
 
 import dev.starserve.engine.Engine;
 import dev.starserve.engine.EngineRequest;
+import dev.starserve.engine.EngineStats;
 import dev.starserve.engine.FinishEvent;
 import dev.starserve.engine.RequestSink;
 import dev.starserve.engine.StoppingParams;
 import dev.starserve.engine.TokenEvent;
 import dev.starserve.sample.SamplingParams;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 /**
- * The engine alone, in-process: {@code c} requests of {@code promptLen} random tokens submitted at
- * once, each generating exactly {@code genLen} tokens (EOS ignored), greedy. Reports aggregate
- * output tokens/s over the whole run (prompts included), the decoding rate once every request is
- * decoding, mean time to first token and mean time per output token after the first.
+ * The engine alone, in-process, no network: requests of {@code promptLen} random tokens, each
+ * generating exactly {@code genLen} tokens (EOS ignored), greedy.
+ *
+ * <ul>
+ *   <li>{@link #run}: {@code c} requests submitted at once. Aggregate output tokens/s over the
+ *       whole run (prompts included), the decoding rate once every request is decoding, mean time
+ *       to first token and mean time per output token after the first, the peak of KV blocks in
+ *       use, and what the engine thread allocated per step while every request was decoding.
+ *   <li>{@link #prefill}: one request asking for one token: its time to first token is the engine's
+ *       prefill of the prompt (in chunks of the step token budget).
+ *   <li>{@link #ttftUnderLoad}: the time to first token of a new request while {@code background}
+ *       others are decoding (chunked prefill should keep it short and the decoders streaming).
+ * </ul>
  *
  * <p>The decoding rate is the number of tokens produced after the last request received its first
  * token, divided by the time from then to the last token: with one request it is {@code 1 / TPOT};
  * with many it is what a step of many decoding tokens delivers, without the prompts' prefill.
+ *
+ * <p>The bench sets the engine's step listener; it owns the engine while it runs.
  */
 public final class EngineBench {
   private EngineBench() {}
 
-  /** One concurrency level's numbers (best run of {@code runs}). */
+  /** One concurrency level's numbers (best run of {@code runs}, by output tokens/s). */
   public record Level(
       int n,
       double outputTokensPerSecond,
       double decodeTokensPerSecond,
       double ttftMillis,
-      double tpotMillis) {}
+      double tpotMillis,
+      int peakKvBlocks,
+      double engineBytesPerDecodeStep) {}
 
-  private static final class Timing implements RequestSink {
+  /** Step counters kept by the engine thread (through the step listener) and read after a run. */
+  private static final class StepProbe {
+    private static final com.sun.management.ThreadMXBean THREADS =
+        (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+
+    volatile int peakKvBlocks;
+    volatile long steps;
+
+    void onStep(EngineStats s) {
+      if (s.kvBlocksUsed() > peakKvBlocks) {
+        peakKvBlocks = s.kvBlocksUsed();
+      }
+      steps = s.steps();
+    }
+
+    /** Bytes the calling thread has allocated so far (the engine thread, from a sink). */
+    static long allocatedHere() {
+      return THREADS.getCurrentThreadAllocatedBytes();
+    }
+  }
+
+  /** One run's shared state, touched from the engine thread only until the latch opens. */
+  private static final class Run {
+    final int requests;
+    final StepProbe probe;
+    final CountDownLatch done;
+    int firstTokens;
+    int finished;
+    long allocAtAllDecoding;
+    long stepsAtAllDecoding;
+    long allocAtEnd;
+    long stepsAtEnd;
+
+    Run(int requests, StepProbe probe) {
+      this.requests = requests;
+      this.probe = probe;
+      this.done = new CountDownLatch(requests);
+    }
+
+    void firstToken() {
+      if (++firstTokens == requests) {
+        allocAtAllDecoding = StepProbe.allocatedHere();
+        stepsAtAllDecoding = probe.steps;
+      }
+    }
+
+    void finished() {
+      if (++finished == requests) {
+        allocAtEnd = StepProbe.allocatedHere();
+        stepsAtEnd = probe.steps;
+      }
+      done.countDown();
+    }
+
+    /** Engine-thread bytes per step from the moment all requests decoded to the last finish. */
+    double bytesPerDecodeStep() {
+      long steps = stepsAtEnd - stepsAtAllDecoding;
+      return steps > 0 ? (double) (allocAtEnd - allocAtAllDecoding) / steps : Double.NaN;
+    }
+  }
+
+  private static class Timing implements RequestSink {
+    final Run run;
     final long start;
     final long[] stamps; // arrival time of each token
     int count;
-    final CountDownLatch done;
 
-    Timing(long start, int genLen, CountDownLatch done) {
+    Timing(Run run, long start, int genLen) {
+      this.run = run;
       this.start = start;
       this.stamps = new long[genLen];
-      this.done = done;
     }
 
     @Override
     public void onToken(TokenEvent e) {
       if (count < stamps.length) {
         stamps[count] = System.nanoTime();
+      }
+      if (count == 0) {
+        run.firstToken();
       }
       count++;
     }
@@ -63,40 +143,56 @@ public final class EngineBench {
 
     @Override
     public void onFinish(FinishEvent e) {
-      done.countDown();
+      run.finished();
     }
   }
 
+  private static EngineRequest request(String id, int[] prompt, int genLen) {
+    return new EngineRequest(
+        id,
+        prompt,
+        SamplingParams.greedy(),
+        new StoppingParams(genLen, 0, true, null, null, false, 0),
+        1,
+        0,
+        false,
+        0,
+        0);
+  }
+
+  private static int[] prompt(SplittableRandom rnd, int vocab, int promptLen) {
+    int[] p = new int[promptLen];
+    for (int j = 0; j < promptLen; j++) {
+      p[j] = 1 + rnd.nextInt(vocab - 1);
+    }
+    return p;
+  }
+
+  /** {@code c} requests at once, {@code runs} times; the best run by output tokens/s. */
   public static Level run(Engine engine, int vocab, int c, int promptLen, int genLen, int runs)
       throws InterruptedException {
+    if (c < 1 || promptLen < 1 || genLen < 1 || runs < 1) {
+      throw new IllegalArgumentException(
+          "concurrency, prompt length, gen length and runs must be >= 1");
+    }
     Level best = null;
     SplittableRandom rnd = new SplittableRandom(c);
-    for (int run = 0; run < runs; run++) {
-      CountDownLatch done = new CountDownLatch(c);
+    for (int r = 0; r < runs; r++) {
+      StepProbe probe = new StepProbe();
+      engine.setStepListener(probe::onStep);
+      Run run = new Run(c, probe);
       List<Timing> timings = new ArrayList<>();
       long t0 = System.nanoTime();
       for (int i = 0; i < c; i++) {
-        int[] prompt = new int[promptLen];
-        for (int j = 0; j < promptLen; j++) {
-          prompt[j] = 1 + rnd.nextInt(vocab - 1);
-        }
-        Timing t = new Timing(t0, genLen, done);
+        Timing t = new Timing(run, t0, genLen);
         timings.add(t);
+        // NOTE: fresh random prompts every run, so the prefix cache never serves a prompt.
         engine.submit(
-            new EngineRequest(
-                "bench-" + c + "-" + run + "-" + i,
-                prompt,
-                SamplingParams.greedy(),
-                new StoppingParams(genLen, 0, true, null, null, false, 0),
-                1,
-                0,
-                false,
-                0,
-                0),
-            t);
+            request("bench-" + c + "-" + r + "-" + i, prompt(rnd, vocab, promptLen), genLen), t);
       }
-      done.await();
+      run.done.await();
       long t1 = System.nanoTime();
+      engine.setStepListener(null);
       double ttft = 0;
       double tpot = 0;
       long allDecoding = 0;
@@ -115,11 +211,89 @@ public final class EngineBench {
       }
       double decodeRate = end > allDecoding ? decoded / ((end - allDecoding) / 1e9) : 0;
       Level l =
-          new Level(c, (double) c * genLen / ((t1 - t0) / 1e9), decodeRate, ttft / c, tpot / c);
+          new Level(
+              c,
+              (double) c * genLen / ((t1 - t0) / 1e9),
+              decodeRate,
+              ttft / c,
+              tpot / c,
+              probe.peakKvBlocks,
+              run.bytesPerDecodeStep());
       if (best == null || l.outputTokensPerSecond() > best.outputTokensPerSecond()) {
         best = l;
       }
     }
     return best;
+  }
+
+  /**
+   * Prefill speed through the engine: one request of {@code promptLen} tokens asking for one new
+   * token, {@code runs} times; the best run's prompt tokens per second of time to first token.
+   */
+  public static double prefill(Engine engine, int vocab, int promptLen, int runs)
+      throws InterruptedException {
+    if (promptLen < 1 || runs < 1) {
+      throw new IllegalArgumentException("prompt length and runs must be >= 1");
+    }
+    SplittableRandom rnd = new SplittableRandom(promptLen);
+    long best = Long.MAX_VALUE;
+    for (int r = 0; r < runs; r++) {
+      StepProbe probe = new StepProbe();
+      Run run = new Run(1, probe);
+      long t0 = System.nanoTime();
+      Timing t = new Timing(run, t0, 1);
+      engine.submit(request("prefill-" + promptLen + "-" + r, prompt(rnd, vocab, promptLen), 1), t);
+      run.done.await();
+      best = Math.min(best, t.first() - t0);
+    }
+    return promptLen / (best / 1e9);
+  }
+
+  /**
+   * The time to first token, in milliseconds, of one new request of {@code promptLen} tokens
+   * submitted while {@code background} others (same prompt length) are decoding: the others start
+   * first and the new one is submitted once every one of them has its first token. The background
+   * requests generate {@code genLen} tokens each; they are aborted once the new one has its token.
+   */
+  public static double ttftUnderLoad(
+      Engine engine, int vocab, int background, int promptLen, int genLen)
+      throws InterruptedException {
+    if (background < 1 || promptLen < 1 || genLen < 2) {
+      throw new IllegalArgumentException(
+          "background and prompt length must be >= 1 and gen length >= 2");
+    }
+    SplittableRandom rnd = new SplittableRandom(background * 31L + promptLen);
+    Run others = new Run(background, new StepProbe());
+    CountDownLatch decoding = new CountDownLatch(background);
+    List<String> ids = new ArrayList<>();
+    for (int i = 0; i < background; i++) {
+      String id = "load-" + background + "-" + i;
+      ids.add(id);
+      Timing t =
+          new Timing(others, System.nanoTime(), genLen) {
+            @Override
+            public void onToken(TokenEvent e) {
+              if (count == 0) {
+                decoding.countDown();
+              }
+              super.onToken(e);
+            }
+          };
+      engine.submit(request(id, prompt(rnd, vocab, promptLen), genLen), t);
+    }
+    decoding.await();
+    Run probeRun = new Run(1, new StepProbe());
+    long t0 = System.nanoTime();
+    Timing probe = new Timing(probeRun, t0, 1);
+    engine.submit(request("load-new-" + background, prompt(rnd, vocab, promptLen), 1), probe);
+    probeRun.done.await();
+    boolean stillDecoding = others.done.getCount() > 0;
+    ids.forEach(engine::abort);
+    others.done.await(60, TimeUnit.SECONDS);
+    if (!stillDecoding) {
+      throw new IllegalStateException(
+          "the background requests finished before the new one started; raise gen length");
+    }
+    return (probe.first() - t0) / 1e6;
   }
 }

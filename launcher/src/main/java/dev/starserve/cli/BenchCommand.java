@@ -122,7 +122,9 @@ final class BenchCommand implements Runnable {
       name = "engine",
       mixinStandardHelpOptions = true,
       description =
-          "The batching engine in-process: output tokens/s, TTFT and TPOT at each concurrency.")
+          "The batching engine in-process: prefill and single-stream decode speed as fractions of"
+              + " this machine's measured limits, then output tokens/s, TTFT and TPOT at each"
+              + " concurrency, and the TTFT of a new request while the others decode.")
   static final class EngineSpeed implements Callable<Integer> {
     @Option(names = "--model", required = true, description = "model directory")
     Path model;
@@ -140,20 +142,64 @@ final class BenchCommand implements Runnable {
     @Option(names = "--gen-len", defaultValue = "64", description = "default: ${DEFAULT-VALUE}")
     int genLen;
 
+    @Option(
+        names = "--prefill-len",
+        defaultValue = "512",
+        description = "prompt tokens of the prefill measurement (default: ${DEFAULT-VALUE})")
+    int prefillLen;
+
     @Option(names = "--runs", defaultValue = "2", description = "timed runs per level (default: 2)")
     int runs;
 
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     Integer threads;
 
+    @Option(
+        names = "--no-limits",
+        description = "skip measuring the machine's limits (no fractions are reported)")
+    boolean noLimits;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
     @picocli.CommandLine.Mixin EngineOptions engineOptions;
 
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
+    /** A number for JSON: null where nothing was measured (NaN). */
+    private static Double finite(double v) {
+      return Double.isFinite(v) ? v : null;
+    }
+
+    private void check(boolean ok, String message) {
+      if (!ok) {
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(), message);
+      }
+    }
+
     @Override
-    public Integer call() throws InterruptedException {
+    public Integer call() throws Exception {
+      check(concurrency.length > 0, "--concurrency needs at least one level");
+      for (int c : concurrency) {
+        check(c >= 1, "--concurrency levels must be >= 1, got " + c);
+      }
+      check(promptLen >= 1, "--prompt-len must be >= 1, got " + promptLen);
+      check(genLen >= 2, "--gen-len must be >= 2, got " + genLen);
+      check(prefillLen >= 1, "--prefill-len must be >= 1, got " + prefillLen);
+      check(runs >= 1, "--runs must be >= 1, got " + runs);
       int t = threads == null ? LoadedModel.defaultThreads() : threads;
+      check(t >= 1, "--threads must be >= 1, got " + t);
+      double bandwidth = Double.NaN;
+      double fmaPeak = Double.NaN;
+      if (!noLimits) {
+        if (!json) {
+          System.out.printf("measuring this machine's limits on %d threads...%n", t);
+        }
+        dev.starserve.bench.MachineLimits.fmaPeak(1, 20_000_000L, 2); // warm-up: JIT the loops
+        dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
+        bandwidth = dev.starserve.bench.MachineLimits.bandwidth(t, 256L << 20, 5);
+        fmaPeak = dev.starserve.bench.MachineLimits.fmaPeak(t, 200_000_000L, 5);
+      }
       try (LoadedModel lm = LoadedModel.open(model, "cpu", t);
           dev.starserve.engine.Engine engine =
               new dev.starserve.engine.Engine(
@@ -161,43 +207,53 @@ final class BenchCommand implements Runnable {
                   lm.tokenizer(),
                   lm.dir().eosTokenIds(),
                   engineOptions.toConfig(lm.model().config()))) {
-        int vocab = lm.model().config().vocabSize();
+        var cfg = lm.model().config();
+        check(
+            prefillLen + 1 <= cfg.nPositions() && promptLen + genLen <= cfg.nPositions(),
+            "--prefill-len + 1 and --prompt-len + --gen-len must fit n_positions = "
+                + cfg.nPositions());
+        var cost = dev.starserve.bench.ModelCost.of(cfg, lm.dir().weights());
+        int vocab = cfg.vocabSize();
+        // warm-up: JIT the engine's paths at a small batch
         dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
+        dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, 1);
+
+        double prefill = dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, runs);
+        double prefillFlops = prefill / prefillLen * cost.prefillFlops(prefillLen);
         java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
         dev.starserve.bench.EngineBench.Level single = null;
+        java.util.List<dev.starserve.bench.EngineBench.Level> measured =
+            new java.util.ArrayList<>();
         for (int c : concurrency) {
           var l = dev.starserve.bench.EngineBench.run(engine, vocab, c, promptLen, genLen, runs);
+          measured.add(l);
           if (c == 1 && single == null) {
             single = l;
           }
+        }
+        int maxC = java.util.Arrays.stream(concurrency).max().orElseThrow();
+        double ttftUnderLoad =
+            maxC > 1
+                ? dev.starserve.bench.EngineBench.ttftUnderLoad(
+                    engine, vocab, maxC - 1, promptLen, Math.max(genLen, 256))
+                : Double.NaN;
+        for (var l : measured) {
           Map<String, Object> m = new LinkedHashMap<>();
           m.put("n", l.n());
           m.put("output_tokens_per_s", l.outputTokensPerSecond());
           m.put("decode_tokens_per_s", l.decodeTokensPerSecond());
           m.put("ttft_ms", l.ttftMillis());
           m.put("tpot_ms", l.tpotMillis());
+          m.put("peak_kv_blocks", l.peakKvBlocks());
+          m.put("engine_bytes_per_decode_step", finite(l.engineBytesPerDecodeStep()));
           if (single != null) {
             m.put("output_vs_single", l.outputTokensPerSecond() / single.outputTokensPerSecond());
             m.put("decode_vs_single", l.decodeTokensPerSecond() / single.decodeTokensPerSecond());
           }
           levels.add(m);
-          if (!json) {
-            System.out.printf(
-                "concurrency %3d: %8.1f output tokens/s  %8.1f decoding tokens/s  TTFT %8.1f ms"
-                    + "  TPOT %7.1f ms%s%n",
-                l.n(),
-                l.outputTokensPerSecond(),
-                l.decodeTokensPerSecond(),
-                l.ttftMillis(),
-                l.tpotMillis(),
-                single == null || c == 1
-                    ? ""
-                    : String.format(
-                        "  (x%.2f output, x%.2f decoding vs 1)",
-                        l.outputTokensPerSecond() / single.outputTokensPerSecond(),
-                        l.decodeTokensPerSecond() / single.decodeTokensPerSecond()));
-          }
         }
+        double decode = single == null ? Double.NaN : single.decodeTokensPerSecond();
+        double decodeBytes = decode * cost.decodeWeightBytes();
         if (json) {
           Map<String, Object> m = new LinkedHashMap<>();
           m.put("model", lm.dir().modelId());
@@ -206,8 +262,72 @@ final class BenchCommand implements Runnable {
           m.put("gen_len", genLen);
           m.put("kv_cache_dtype", engine.config().kvCacheDtype().cliName());
           m.put("kv_cache_blocks", engine.config().numBlocks());
+          m.put("bandwidth_gb_per_s", finite(bandwidth / 1e9));
+          m.put("fma_gflop_per_s", finite(fmaPeak / 1e9));
+          m.put("prefill_len", prefillLen);
+          m.put("prefill_tokens_per_s", prefill);
+          m.put("prefill_gflop_per_s", finite(prefillFlops / 1e9));
+          m.put("flops_fraction", finite(prefillFlops / fmaPeak));
+          m.put("decode_tokens_per_s", finite(decode));
+          m.put("decode_weight_bytes", cost.decodeWeightBytes());
+          m.put("decode_weight_gb_per_s", finite(decodeBytes / 1e9));
+          m.put("bandwidth_fraction", finite(decodeBytes / bandwidth));
+          m.put("ttft_under_load_ms", finite(ttftUnderLoad));
+          m.put("ttft_under_load_background", maxC - 1);
           m.put("concurrency", levels);
           System.out.println(Json.write(m));
+          return 0;
+        }
+        System.out.printf(
+            "model %s, %d threads, KV %s x %d blocks%n",
+            lm.dir().modelId(),
+            t,
+            engine.config().kvCacheDtype().cliName(),
+            engine.config().numBlocks());
+        if (!noLimits) {
+          System.out.printf(
+              "machine: %.1f GB/s triad, %.1f GFLOP/s FP32 FMA (%d threads, this run)%n",
+              bandwidth / 1e9, fmaPeak / 1e9, t);
+        }
+        System.out.printf(
+            "prefill %d tokens: %.1f tokens/s = %.1f GFLOP/s%s%n",
+            prefillLen,
+            prefill,
+            prefillFlops / 1e9,
+            noLimits
+                ? ""
+                : String.format(" (%.0f%% of the FMA peak)", 100 * prefillFlops / fmaPeak));
+        if (single != null) {
+          System.out.printf(
+              "decode, 1 stream: %.2f tokens/s = %.1f GB/s of weights%s%n",
+              decode,
+              decodeBytes / 1e9,
+              noLimits
+                  ? ""
+                  : String.format(" (%.0f%% of the bandwidth)", 100 * decodeBytes / bandwidth));
+        }
+        for (var l : measured) {
+          System.out.printf(
+              "concurrency %3d: %8.1f output tokens/s  %8.1f decoding tokens/s  TTFT %8.1f ms"
+                  + "  TPOT %7.1f ms  peak KV %d blocks  engine %.0f B/step%s%n",
+              l.n(),
+              l.outputTokensPerSecond(),
+              l.decodeTokensPerSecond(),
+              l.ttftMillis(),
+              l.tpotMillis(),
+              l.peakKvBlocks(),
+              l.engineBytesPerDecodeStep(),
+              single == null || l.n() == 1
+                  ? ""
+                  : String.format(
+                      "  (x%.2f output, x%.2f decoding vs 1)",
+                      l.outputTokensPerSecond() / single.outputTokensPerSecond(),
+                      l.decodeTokensPerSecond() / single.decodeTokensPerSecond()));
+        }
+        if (maxC > 1) {
+          System.out.printf(
+              "TTFT of a new %d-token request while %d others decode: %.1f ms%n",
+              promptLen, maxC - 1, ttftUnderLoad);
         }
       }
       return 0;

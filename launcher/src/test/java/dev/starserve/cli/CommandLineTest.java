@@ -58,6 +58,60 @@ class CommandLineTest {
   }
 
   @Test
+  void benchEngineJsonHasTheDocumentedFieldsAndEveryLevel() throws Exception {
+    Run r =
+        run(
+            "bench",
+            "engine",
+            "--model",
+            model.toString(),
+            "--concurrency",
+            "1,3",
+            "--prompt-len",
+            "8",
+            "--gen-len",
+            "4",
+            "--prefill-len",
+            "16",
+            "--runs",
+            "1",
+            "--no-limits",
+            "--kv-cache-blocks",
+            "64",
+            "--json");
+    assertEquals(0, r.code(), r.err());
+    JsonNode j = Json.MAPPER.readTree(r.out());
+    assertTrue(j.get("prefill_tokens_per_s").asDouble() > 0);
+    assertTrue(j.get("decode_tokens_per_s").asDouble() > 0);
+    assertTrue(j.get("decode_weight_bytes").asLong() > 0);
+    assertTrue(j.get("bandwidth_fraction").isNull(), "no limits measured, no fraction");
+    assertTrue(j.get("flops_fraction").isNull());
+    assertEquals(2, j.get("ttft_under_load_background").asInt());
+    assertTrue(j.get("ttft_under_load_ms").asDouble() > 0);
+    JsonNode levels = j.get("concurrency");
+    assertEquals(2, levels.size());
+    assertEquals(1, levels.get(0).get("n").asInt());
+    assertEquals(3, levels.get(1).get("n").asInt());
+    for (JsonNode l : levels) {
+      assertTrue(l.get("output_tokens_per_s").asDouble() > 0);
+      assertTrue(l.get("ttft_ms").asDouble() > 0);
+      assertTrue(l.get("tpot_ms").asDouble() > 0);
+      // 8 + 4 tokens need one 16-position block per request, at least.
+      assertTrue(l.get("peak_kv_blocks").asInt() >= l.get("n").asInt(), l.toString());
+    }
+  }
+
+  @Test
+  void benchEngineRejectsBadLevelsNamingTheFlag() {
+    Run r = run("bench", "engine", "--model", model.toString(), "--concurrency", "1,0");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("--concurrency levels must be >= 1, got 0"), r.err());
+    r = run("bench", "engine", "--model", model.toString(), "--gen-len", "1");
+    assertEquals(2, r.code());
+    assertTrue(r.err().contains("--gen-len must be >= 2"), r.err());
+  }
+
+  @Test
   void generateJsonHasTheDocumentedFieldsAndConsistentLogprobs() throws Exception {
     Run r =
         run(
