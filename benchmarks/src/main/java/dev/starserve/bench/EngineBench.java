@@ -39,6 +39,10 @@ import java.util.concurrent.TimeUnit;
 public final class EngineBench {
   private EngineBench() {}
 
+  // NOTE: every prompt of the process is drawn from one stream, so no two measurements share a
+  // prompt and the prefix cache never serves one (a warm-up must not make a prefill free).
+  private static final SplittableRandom PROMPTS = new SplittableRandom(20261128);
+
   /** One concurrency level's numbers (best run of {@code runs}, by output tokens/s). */
   public record Level(
       int n,
@@ -160,10 +164,10 @@ public final class EngineBench {
         0);
   }
 
-  private static int[] prompt(SplittableRandom rnd, int vocab, int promptLen) {
+  private static synchronized int[] prompt(int vocab, int promptLen) {
     int[] p = new int[promptLen];
     for (int j = 0; j < promptLen; j++) {
-      p[j] = 1 + rnd.nextInt(vocab - 1);
+      p[j] = 1 + PROMPTS.nextInt(vocab - 1);
     }
     return p;
   }
@@ -176,7 +180,6 @@ public final class EngineBench {
           "concurrency, prompt length, gen length and runs must be >= 1");
     }
     Level best = null;
-    SplittableRandom rnd = new SplittableRandom(c);
     for (int r = 0; r < runs; r++) {
       StepProbe probe = new StepProbe();
       engine.setStepListener(probe::onStep);
@@ -186,9 +189,8 @@ public final class EngineBench {
       for (int i = 0; i < c; i++) {
         Timing t = new Timing(run, t0, genLen);
         timings.add(t);
-        // NOTE: fresh random prompts every run, so the prefix cache never serves a prompt.
         engine.submit(
-            request("bench-" + c + "-" + r + "-" + i, prompt(rnd, vocab, promptLen), genLen), t);
+            request("bench-" + c + "-" + r + "-" + i, prompt(vocab, promptLen), genLen), t);
       }
       run.done.await();
       long t1 = System.nanoTime();
@@ -235,14 +237,13 @@ public final class EngineBench {
     if (promptLen < 1 || runs < 1) {
       throw new IllegalArgumentException("prompt length and runs must be >= 1");
     }
-    SplittableRandom rnd = new SplittableRandom(promptLen);
     long best = Long.MAX_VALUE;
     for (int r = 0; r < runs; r++) {
       StepProbe probe = new StepProbe();
       Run run = new Run(1, probe);
       long t0 = System.nanoTime();
       Timing t = new Timing(run, t0, 1);
-      engine.submit(request("prefill-" + promptLen + "-" + r, prompt(rnd, vocab, promptLen), 1), t);
+      engine.submit(request("prefill-" + promptLen + "-" + r, prompt(vocab, promptLen), 1), t);
       run.done.await();
       best = Math.min(best, t.first() - t0);
     }
@@ -262,7 +263,6 @@ public final class EngineBench {
       throw new IllegalArgumentException(
           "background and prompt length must be >= 1 and gen length >= 2");
     }
-    SplittableRandom rnd = new SplittableRandom(background * 31L + promptLen);
     Run others = new Run(background, new StepProbe());
     CountDownLatch decoding = new CountDownLatch(background);
     List<String> ids = new ArrayList<>();
@@ -279,13 +279,13 @@ public final class EngineBench {
               super.onToken(e);
             }
           };
-      engine.submit(request(id, prompt(rnd, vocab, promptLen), genLen), t);
+      engine.submit(request(id, prompt(vocab, promptLen), genLen), t);
     }
     decoding.await();
     Run probeRun = new Run(1, new StepProbe());
     long t0 = System.nanoTime();
     Timing probe = new Timing(probeRun, t0, 1);
-    engine.submit(request("load-new-" + background, prompt(rnd, vocab, promptLen), 1), probe);
+    engine.submit(request("load-new-" + background, prompt(vocab, promptLen), 1), probe);
     probeRun.done.await();
     boolean stillDecoding = others.done.getCount() > 0;
     ids.forEach(engine::abort);
