@@ -2,11 +2,14 @@ package dev.starserve.cli;
 
 import dev.starserve.bench.ForwardBench;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Unmatched;
 
 /** Benchmarks. */
 @Command(
@@ -17,7 +20,8 @@ import picocli.CommandLine.Option;
       BenchCommand.Forward.class,
       BenchCommand.EngineSpeed.class,
       BenchCommand.TokenizerSpeed.class,
-      BenchCommand.Limits.class
+      BenchCommand.Limits.class,
+      BenchCommand.Jmh.class
     })
 final class BenchCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -381,6 +385,27 @@ final class BenchCommand implements Runnable {
             "FP32 FMA peak:            %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d%n",
             fma1 / 1e9, fmaAll / 1e9, all);
       }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "jmh",
+      description = {
+        "JMH microbenchmarks of the CPU kernels (dev.starserve.bench.jmh): linear layers, MQA"
+            + " attention, LayerNorm, GELU, sampling.",
+        "Every argument goes to JMH: -h lists its options, -l the benchmarks, -lp their"
+            + " parameters; e.g. bench jmh LinearBench -p layer=lm_head -p tokens=1."
+      })
+  static final class Jmh implements Callable<Integer> {
+    // NOTE: no picocli options of its own (not even -h), so that every argument reaches JMH as is.
+    @Unmatched List<String> jmhArgs = new ArrayList<>();
+
+    @Override
+    public Integer call() throws java.io.IOException {
+      // JMH's own command line: it prints help and lists, runs the forks and exits non-zero itself
+      // on a bad option or a failed run.
+      org.openjdk.jmh.Main.main(jmhArgs.toArray(String[]::new));
       return 0;
     }
   }

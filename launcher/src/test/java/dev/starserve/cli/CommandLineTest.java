@@ -206,6 +206,19 @@ class CommandLineTest {
   }
 
   @Test
+  void benchJmhHandsEveryArgumentToJmhUnchanged() {
+    // A regular expression and JMH's own short options (-lp, -h) that picocli must not take.
+    Run list = run("bench", "jmh", "LinearBench", "-lp");
+    assertEquals(0, list.code(), list.err());
+    assertTrue(list.out().contains("dev.starserve.bench.jmh.LinearBench.linear"), list.out());
+    assertTrue(list.out().contains("param \"tokens\" = {1, 8, 32, 128, 512}"), list.out());
+    assertTrue(!list.out().contains("AttentionBench"), "the regexp selects: " + list.out());
+    Run help = run("bench", "jmh", "-h");
+    assertEquals(0, help.code(), help.err());
+    assertTrue(help.out().contains("-jvmArgsAppend"), help.out());
+  }
+
+  @Test
   void userErrorsAreOneLineMessagesNotStackTraces() {
     Run missing = run("generate", "--model", tmp.resolve("nope").toString(), "--prompt", "x");
     assertEquals(2, missing.code());
