@@ -108,7 +108,14 @@ public final class CpuBackend extends HostBackend {
 
   @Override
   public Matrix uploadLinear(TensorView tensor) {
-    return PackedMatrix.pack(HostMatrix.of(tensor), pool);
+    PackedMatrix packed = PackedMatrix.pack(HostMatrix.of(tensor), pool);
+    // NOTE: the kernels read the packed copy only, so the checkpoint's pages of this tensor are
+    // handed back to the OS (resident once, not twice); a page something else still reads (a tied
+    // wte's embedding rows) is simply read in again from the page cache.
+    if (tensor.data().isMapped()) {
+      tensor.data().unload();
+    }
+    return packed;
   }
 
   @Override
