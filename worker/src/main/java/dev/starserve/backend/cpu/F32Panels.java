@@ -54,58 +54,8 @@ final class F32Panels {
   }
 
   /**
-   * Six tokens × one panel, as {@link #tile4} with six tokens interleaved per column: twelve
-   * accumulators, the most that fit the sixteen AVX2 registers next to the two weight vectors.
-   */
-  static void tile6(
-      float[] xp, int xb, int k, MemorySegment w, long wb, float[] out, int o0, int os) {
-    FloatVector a0 = FloatVector.zero(F), b0 = FloatVector.zero(F);
-    FloatVector a1 = FloatVector.zero(F), b1 = FloatVector.zero(F);
-    FloatVector a2 = FloatVector.zero(F), b2 = FloatVector.zero(F);
-    FloatVector a3 = FloatVector.zero(F), b3 = FloatVector.zero(F);
-    FloatVector a4 = FloatVector.zero(F), b4 = FloatVector.zero(F);
-    FloatVector a5 = FloatVector.zero(F), b5 = FloatVector.zero(F);
-    int end = xb + 6 * k;
-    for (int c = xb; c < end; c += 6, wb += 8L * L) {
-      FloatVector lo = FloatVector.fromMemorySegment(F, w, wb, LE);
-      FloatVector hi = FloatVector.fromMemorySegment(F, w, wb + 4L * L, LE);
-      FloatVector v = FloatVector.broadcast(F, xp[c]);
-      a0 = lo.fma(v, a0);
-      b0 = hi.fma(v, b0);
-      v = FloatVector.broadcast(F, xp[c + 1]);
-      a1 = lo.fma(v, a1);
-      b1 = hi.fma(v, b1);
-      v = FloatVector.broadcast(F, xp[c + 2]);
-      a2 = lo.fma(v, a2);
-      b2 = hi.fma(v, b2);
-      v = FloatVector.broadcast(F, xp[c + 3]);
-      a3 = lo.fma(v, a3);
-      b3 = hi.fma(v, b3);
-      v = FloatVector.broadcast(F, xp[c + 4]);
-      a4 = lo.fma(v, a4);
-      b4 = hi.fma(v, b4);
-      v = FloatVector.broadcast(F, xp[c + 5]);
-      a5 = lo.fma(v, a5);
-      b5 = hi.fma(v, b5);
-    }
-    a0.intoArray(out, o0);
-    b0.intoArray(out, o0 + L);
-    a1.intoArray(out, o0 + os);
-    b1.intoArray(out, o0 + os + L);
-    a2.intoArray(out, o0 + 2 * os);
-    b2.intoArray(out, o0 + 2 * os + L);
-    a3.intoArray(out, o0 + 3 * os);
-    b3.intoArray(out, o0 + 3 * os + L);
-    a4.intoArray(out, o0 + 4 * os);
-    b4.intoArray(out, o0 + 4 * os + L);
-    a5.intoArray(out, o0 + 5 * os);
-    b5.intoArray(out, o0 + 5 * os + L);
-  }
-
-  /**
    * One token × one panel: {@code out[o0 + j] = Σ_k x[x0 + k] · w(panel row j, k)}, accumulated in
-   * exactly the order of {@link #tile4} and {@link #tile6} (so a token's result does not depend on
-   * its batch).
+   * exactly the order of {@link #tile4} (so a token's result does not depend on its batch).
    */
   static void tile1(float[] x, int x0, int k, MemorySegment w, long wb, float[] out, int o0) {
     FloatVector a = FloatVector.zero(F);

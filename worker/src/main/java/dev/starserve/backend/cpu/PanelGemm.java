@@ -13,6 +13,16 @@ import java.lang.foreign.MemorySegment;
  * eight fused multiply-adds: compute-bound. The tokens are taken in blocks whose activations stay
  * in the L2 cache while every panel of the thread passes over them.
  *
+ * <p>NOTE: groups of four, not six, for bf16 and f32. A six-token tile needs twelve accumulators,
+ * and C2 loads all of a column's activation broadcasts at the top of the loop body, one register
+ * each: with the two weight vectors (and the bf16 mask) that is more than AVX2's sixteen, so C2
+ * spilled one or two accumulators to the stack, putting a store and a load on their dependency
+ * chains every column (seen in the disassembly). Four tokens (8 + 4 + 2 + 1 registers) do not
+ * spill: the same command ({@code bench jmh LinearBench -p layer=mlp.c_fc -p tokens=512 -p
+ * threads=1}) went from 38 to 55 GFLOP/s for bf16 and from 37 to 72 for f32. The f16 widening is
+ * long enough that six tokens still pay more than the spill (32 vs 22 GFLOP/s), so f16 keeps groups
+ * of six.
+ *
  * <pre>
  * xp, a group of size g from token t0 (zero past n):  x[t0][0] x[t0+1][0] … x[t0+g-1][0] x[t0][1] …
  * </pre>
@@ -29,7 +39,7 @@ final class PanelGemm {
   private final float[][] scratch; // [worker][6 × P] outputs of a partial tile
   private float[] xp = new float[0]; // [padded tokens × cols], group by group
   private int[] groupStart = new int[0]; // first token of each group
-  private int[] groupSize = new int[0]; // 6 or 4 tokens
+  private int[] groupSize = new int[0]; // 4 tokens, or 6 (f16)
 
   PanelGemm(ComputePool pool) {
     this.pool = pool;
@@ -50,7 +60,7 @@ final class PanelGemm {
           });
       return;
     }
-    int groups = plan(n);
+    int groups = plan(n, w.dtype() == DType.F16 ? 6 : 4);
     int padded = groupStart[groups - 1] + groupSize[groups - 1];
     if (xp.length < padded * cols) {
       xp = new float[padded * cols];
@@ -80,21 +90,22 @@ final class PanelGemm {
   }
 
   /**
-   * Splits {@code n} tokens into groups of six, then four, wasting the fewest padded slots (32 =
-   * 4×6 + 2×4); fills {@link #groupStart} and {@link #groupSize} and returns the number of groups.
+   * Splits {@code n} tokens into groups of {@code big} (4 or 6), then four, wasting the fewest
+   * padded slots (with six: 32 = 4×6 + 2×4); fills {@link #groupStart} and {@link #groupSize} and
+   * returns the number of groups.
    */
-  private int plan(int n) {
+  private int plan(int n, int big) {
     int best6 = 0;
     int bestWaste = Integer.MAX_VALUE;
-    for (int n6 = n / 6; n6 >= Math.max(0, n / 6 - 2); n6--) {
-      int n4 = (n - 6 * n6 + 3) / 4;
-      int waste = 6 * n6 + 4 * n4 - n;
+    for (int n6 = n / big; n6 >= Math.max(0, n / big - 2); n6--) {
+      int n4 = (n - big * n6 + 3) / 4;
+      int waste = big * n6 + 4 * n4 - n;
       if (waste < bestWaste) {
         bestWaste = waste;
         best6 = n6;
       }
     }
-    int n4 = (n - 6 * best6 + 3) / 4;
+    int n4 = (n - big * best6 + 3) / 4;
     int groups = best6 + n4;
     if (groupStart.length < groups) {
       groupStart = new int[groups];
@@ -102,7 +113,7 @@ final class PanelGemm {
     }
     int t = 0;
     for (int g = 0; g < groups; g++) {
-      groupSize[g] = g < best6 ? 6 : 4;
+      groupSize[g] = g < best6 ? big : 4;
       groupStart[g] = t;
       t += groupSize[g];
     }
@@ -124,11 +135,7 @@ final class PanelGemm {
     int xb = t0 * cols;
     long wb = w.panelOffset(p);
     if (size == 6) {
-      switch (w.dtype()) {
-        case BF16 -> Bf16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
-        case F16 -> F16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
-        case F32 -> F32Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
-      }
+      F16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
     } else {
       switch (w.dtype()) {
         case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
