@@ -255,7 +255,12 @@ public final class CpuBackend extends HostBackend {
                     ? VectorKernels.scores(in, q, len, table, bs, kvDim, kvOff, keysF, scale, s, hd)
                     : KvBf16Kernels.scores(
                         in, q, len, table, bs, kvDim, kvOff, keysB, scale, s, hd);
-            float sum = SoftmaxKernels.expShiftedInPlace(s, len, max);
+            float sum = 0;
+            for (int j = 0; j < len; j++) {
+              float e = (float) Math.exp(s[j] - max);
+              s[j] = e;
+              sum += e;
+            }
             int dst = t * outDim + h * hd;
             float inv = 1f / sum;
             if (valuesF != null) {
