@@ -1,7 +1,9 @@
 package dev.starserve.backend.cpu;
 
+import dev.starserve.backend.host.Int8Quantizer;
 import dev.starserve.checkpoint.DType;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * {@code out[t·rows + r] = Σ_k x[t·cols + k] · w[r, k] + bias[r]} over a {@link PackedMatrix}, the
@@ -11,7 +13,8 @@ import java.lang.foreign.MemorySegment;
  * <p>One token (decoding) reads the activations in place and the weights once: bandwidth-bound.
  * Several tokens are first interleaved in groups of four ({@code xp}) so that one weight load feeds
  * eight fused multiply-adds: compute-bound. The tokens are taken in blocks whose activations stay
- * in the L2 cache while every panel of the thread passes over them.
+ * in the L2 cache while every panel of the thread passes over them. An int8 panel is widened to
+ * floats once per token block, in a per-thread scratch, before its tiles run.
  *
  * <pre>
  * xp, a group of size g from token t0 (zero past n):  x[t0][0] x[t0+1][0] … x[t0+g-1][0] x[t0][1] …
@@ -27,6 +30,8 @@ final class PanelGemm {
 
   private final ComputePool pool;
   private final float[][] scratch; // [worker][6 × P] outputs of a partial tile
+  private final float[][] int8Q; // [worker][(cols + 1) × P] a dequantized int8 panel, grown by use
+  private final float[][] int8S; // [worker][blocks × P] its scales
   private float[] xp = new float[0]; // [padded tokens × cols], group by group
   private int[] groupStart = new int[0]; // first token of each group
   private int[] groupSize = new int[0]; // 6 or 4 tokens
@@ -34,6 +39,8 @@ final class PanelGemm {
   PanelGemm(ComputePool pool) {
     this.pool = pool;
     this.scratch = new float[pool.parallelism()][MAX_GROUP * P];
+    this.int8Q = new float[pool.parallelism()][0];
+    this.int8S = new float[pool.parallelism()][0];
   }
 
   void linear(float[] x, int n, PackedMatrix w, DType bt, MemorySegment bias, float[] out) {
@@ -69,6 +76,9 @@ final class PanelGemm {
               g1++;
             }
             for (int p = from; p < to; p++) {
+              if (w.format() == PackedMatrix.Format.INT8) {
+                dequantizeInt8(w, p, worker); // once for every group of the token block
+              }
               for (int g = g0; g < g1; g++) {
                 tile(packed, groupStart[g], groupSize[g], n, w, p, out, worker);
               }
@@ -123,17 +133,26 @@ final class PanelGemm {
     int os = full ? rows : P;
     int xb = t0 * cols;
     long wb = w.panelOffset(p);
+    float[] q = int8Q[worker];
+    float[] sc = int8S[worker];
+    if (w.format() == PackedMatrix.Format.INT8) {
+      for (int t = 0; t < size; t++) {
+        Arrays.fill(dst, o0 + t * os, o0 + t * os + P, 0f); // the int8 tiles add into it
+      }
+    }
     if (size == 6) {
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F16 -> F16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F32 -> F32Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case INT8 -> Int8Panels.tile6(xpk, xb, cols, q, sc, dst, o0, os);
       }
     } else {
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case INT8 -> Int8Panels.tile4(xpk, xb, cols, q, sc, dst, o0, os);
       }
     }
     if (!full) {
@@ -145,6 +164,23 @@ final class PanelGemm {
     }
   }
 
+  /**
+   * Widens int8 panel p into this worker's float scratch for {@link Int8Panels#tile6}; each worker
+   * grows only its own scratch, the first time it meets a wider matrix.
+   */
+  private void dequantizeInt8(PackedMatrix w, int p, int worker) {
+    int cols = w.cols();
+    int qLen = (cols + 1) * P;
+    int sLen = Int8Quantizer.blocks(cols) * P;
+    if (int8Q[worker].length < qLen) {
+      int8Q[worker] = new float[qLen];
+    }
+    if (int8S[worker].length < sLen) {
+      int8S[worker] = new float[sLen];
+    }
+    Int8Panels.dequantize(w.data(), w.panelOffset(p), cols, int8Q[worker], int8S[worker]);
+  }
+
   /** One token × panels {@code [p0, p1)}, two at a time. */
   private void decode(float[] x, PackedMatrix w, float[] out, int p0, int p1, int worker) {
     int rows = w.rows();
@@ -153,10 +189,11 @@ final class PanelGemm {
     int p = p0;
     for (; p + 2 <= p1 && (p + 2) * P <= rows; p += 2) {
       long wb = w.panelOffset(p);
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F16 -> F16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F32 -> F32Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
+        case INT8 -> Int8Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
       }
     }
     for (; p < p1; p++) {
@@ -165,10 +202,11 @@ final class PanelGemm {
       float[] dst = full ? out : scratch[worker];
       int o0 = full ? r0 : 0;
       long wb = w.panelOffset(p);
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F16 -> F16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F32 -> F32Panels.tile1(x, 0, cols, d, wb, dst, o0);
+        case INT8 -> Int8Panels.tile1(x, 0, cols, d, wb, dst, o0);
       }
       if (!full) {
         System.arraycopy(dst, 0, out, r0, rows - r0);
