@@ -24,15 +24,15 @@ import java.nio.ByteOrder;
  *     → (lane &lt;&lt; 16) widens rows 0..L-1 of the panel, (lane &amp; 0xffff0000) rows L..P-1
  *   f32:  rows p·P .. p·P+P-1 in order (two float vectors)
  *
- * int8 panel p: blocks of 32 columns (the last one holds the rest), each followed by its scales
+ * int8 panel p: blocks of 32 columns, each followed by its scales; the last block is padded with
+ * zero weights (columns cols .. 32·blocks − 1), so that every kernel loop runs exactly 16 pairs
  *
  *   block b:  column pairs (k, k+1), 2P bytes each, as L int lanes:
  *               lane l = bytes [row l col k | row L+l col k | row l col k+1 | row L+l col k+1]
  *               (rows of the panel; byte 0 lowest) → (lane &lt;&lt; 24) &gt;&gt; 24, (lane &lt;&lt; 16)
- *               &gt;&gt; 24, (lane &lt;&lt; 8) &gt;&gt; 24 and lane &gt;&gt; 24 sign-extend the four;
- *               an odd last block ends in a pair whose column k+1 is zero
+ *               &gt;&gt; 24, (lane &lt;&lt; 8) &gt;&gt; 24 and lane &gt;&gt; 24 sign-extend the four
  *             [P] float32 scales   (rows p·P .. p·P+P-1 in order: block b's scale of each row)
- *   block b starts at b · (32·P + 4·P) bytes into the panel
+ *   block b starts at b · (32·P + 4·P) bytes into the panel; its scales at 32·P into the block
  * </pre>
  *
  * <p>NOTE: packing costs one copy of the weights in memory (off-heap); the mapped checkpoint pages
@@ -81,11 +81,11 @@ public final class PackedMatrix implements Matrix {
 
   private static long panelBytes(Format format, DType dtype, int cols) {
     return format == Format.INT8
-        ? (long) (cols + (cols & 1)) * P + 4L * P * Int8Quantizer.blocks(cols)
+        ? INT8_BLOCK_BYTES * Int8Quantizer.blocks(cols)
         : (long) cols * P * dtype.byteSize();
   }
 
-  /** Bytes of one int8 block of 32 columns and its scales (the last block of a panel: fewer). */
+  /** Bytes of one int8 block of 32 columns and its scales. */
   static final long INT8_BLOCK_BYTES = (long) Int8Quantizer.BLOCK * P + 4L * P;
 
   /** Packs {@code src} with the pool's threads (panels split between them). */
@@ -162,7 +162,7 @@ public final class PackedMatrix implements Matrix {
                 for (int c = 0; c < kb; c++) {
                   data.set(ValueLayout.JAVA_BYTE, block + int8Offset(c, j), q[c0 + c]);
                 }
-                data.set(F32, block + (long) (kb + (kb & 1)) * P + 4L * j, s[b]);
+                data.set(F32, block + (long) Int8Quantizer.BLOCK * P + 4L * j, s[b]);
               }
             }
           }

@@ -151,13 +151,14 @@ class Int8PanelsTest {
   @Test
   void int8PanelsHoldTheReferenceIntegersAndScalesInTheDocumentedLayout() {
     int rows = 130; // 9 panels, the last holding 2 rows
-    int cols = 69; // blocks of 32, 32 and 5 (an odd one: its last column pair is half empty)
+    int cols = 69; // blocks of 32, 32 and 5 (padded with zero columns to 32)
     TensorView w = random(arena, "w", DType.BF16, 9, 0, 0.5, rows, cols);
     Int8Matrix ref = Int8Matrix.of(REF.uploadLinear(w, Quantization.INT8));
     PackedMatrix packed = PackedMatrix.of(CPU.uploadLinear(w, Quantization.INT8));
     int p = PackedMatrix.P;
     int blocks = Int8Quantizer.blocks(cols);
-    long panelBytes = (long) (cols + 1) * p + 4L * p * blocks;
+    long blockBytes = 32L * p + 4L * p;
+    long panelBytes = blocks * blockBytes;
     assertEquals(9 * panelBytes, packed.byteSize());
     assertEquals((long) rows * cols + 4L * rows * blocks, ref.byteSize());
     MemorySegment d = packed.data();
@@ -166,17 +167,16 @@ class Int8PanelsTest {
       int panel = r / p;
       int j = r % p;
       for (int b = 0; b < blocks; b++) {
-        long block = panel * panelBytes + b * (32L * p + 4L * p);
-        int kb = Math.min(32, cols - 32 * b);
-        int pairs = (kb + 1) / 2;
-        for (int c = 0; c < 2 * pairs; c++) {
+        long block = panel * panelBytes + b * blockBytes;
+        for (int c = 0; c < 32; c++) {
           // Pair c/2 is 2P bytes; int lane j % L holds rows j and j + L of both columns.
           long at = block + (c / 2) * 2L * p + 4L * (j % (p / 2)) + 2 * (c % 2) + j / (p / 2);
           byte got = d.get(ValueLayout.JAVA_BYTE, at);
-          int want = r < rows && c < kb ? ref.quant(r, 32 * b + c) : 0;
-          assertEquals(want, got, "row " + r + " col " + (32 * b + c));
+          int col = 32 * b + c;
+          int want = r < rows && col < cols ? ref.quant(r, col) : 0;
+          assertEquals(want, got, "row " + r + " col " + col);
         }
-        float scale = d.get(f32, block + 2L * pairs * p + 4L * j);
+        float scale = d.get(f32, block + 32L * p + 4L * j);
         assertEquals(r < rows ? ref.scale(r, 32 * b) : 0f, scale, 0f, "scale row " + r);
       }
     }
