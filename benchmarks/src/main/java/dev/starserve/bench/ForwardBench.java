@@ -4,8 +4,6 @@ import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
 import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeModel;
-import dev.starserve.model.GptBigCodeWeights;
-import dev.starserve.model.LayerWeights;
 import dev.starserve.sample.LogProbs;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -19,7 +17,11 @@ import java.util.SplittableRandom;
 public final class ForwardBench {
   private ForwardBench() {}
 
-  /** Measured speeds. {@code weightBytes} is what one decode step reads from the checkpoint. */
+  /**
+   * Measured speeds. {@code weightBytes} is what one decode step reads of the weights as the
+   * backend holds them ({@link GptBigCodeModel#decodeWeightBytes}: int8 weights count their int8
+   * bytes and scales).
+   */
   public record Result(
       int promptLen,
       int genLen,
@@ -29,12 +31,7 @@ public final class ForwardBench {
       double decodeWeightGigabytesPerSecond) {}
 
   public static Result run(
-      GptBigCodeModel model,
-      GptBigCodeWeights weights,
-      int promptLen,
-      int genLen,
-      int warmups,
-      int runs) {
+      GptBigCodeModel model, int promptLen, int genLen, int warmups, int runs) {
     GptBigCodeConfig cfg = model.config();
     if (promptLen < 1 || promptLen + genLen > cfg.nPositions()) {
       throw new IllegalArgumentException(
@@ -80,24 +77,9 @@ public final class ForwardBench {
         bestDecode = Math.min(bestDecode, (t2 - t1) / 1e9);
       }
     }
-    long bytes = decodeWeightBytes(weights);
+    long bytes = model.decodeWeightBytes();
     double decodeTps = genLen / bestDecode;
     return new Result(
         promptLen, genLen, promptLen / bestPrefill, decodeTps, bytes, bytes * decodeTps / 1e9);
-  }
-
-  /** Bytes of weights one decode step reads: every layer, ln_f and lm_head (one wte row too). */
-  static long decodeWeightBytes(GptBigCodeWeights w) {
-    long b = w.lnFWeight().data().byteSize() + w.lnFBias().data().byteSize();
-    b += w.lmHead().data().byteSize();
-    for (LayerWeights l : w.layers()) {
-      b += l.ln1Weight().data().byteSize() + l.ln1Bias().data().byteSize();
-      b += l.cAttnWeight().data().byteSize() + l.cAttnBias().data().byteSize();
-      b += l.attnCProjWeight().data().byteSize() + l.attnCProjBias().data().byteSize();
-      b += l.ln2Weight().data().byteSize() + l.ln2Bias().data().byteSize();
-      b += l.cFcWeight().data().byteSize() + l.cFcBias().data().byteSize();
-      b += l.mlpCProjWeight().data().byteSize() + l.mlpCProjBias().data().byteSize();
-    }
-    return b;
   }
 }

@@ -1,7 +1,7 @@
 package dev.starserve.bench;
 
 import dev.starserve.model.GptBigCodeConfig;
-import dev.starserve.model.GptBigCodeWeights;
+import dev.starserve.model.GptBigCodeModel;
 
 /**
  * What the forward pass of a model costs, for stating measured speeds as fractions of the machine's
@@ -9,8 +9,8 @@ import dev.starserve.model.GptBigCodeWeights;
  * prefill (multiply and add counted as two).
  *
  * @param config the model's shape
- * @param decodeWeightBytes bytes of weights one decode step reads, as stored (see {@link
- *     ForwardBench#decodeWeightBytes})
+ * @param decodeWeightBytes bytes of weights one decode step reads, as the backend holds them (see
+ *     {@link GptBigCodeModel#decodeWeightBytes})
  */
 public record ModelCost(GptBigCodeConfig config, long decodeWeightBytes) {
   public ModelCost {
@@ -19,9 +19,9 @@ public record ModelCost(GptBigCodeConfig config, long decodeWeightBytes) {
     }
   }
 
-  /** The cost of a loaded model, its decode bytes counted from the weights as stored. */
-  public static ModelCost of(GptBigCodeConfig config, GptBigCodeWeights weights) {
-    return new ModelCost(config, ForwardBench.decodeWeightBytes(weights));
+  /** The cost of a loaded model, its decode bytes as the backend holds them (int8 or stored). */
+  public static ModelCost of(GptBigCodeModel model) {
+    return new ModelCost(model.config(), model.decodeWeightBytes());
   }
 
   /** Weights of the linear layers of all blocks (c_attn, attn.c_proj, c_fc, mlp.c_proj). */

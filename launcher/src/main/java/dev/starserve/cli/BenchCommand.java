@@ -1,6 +1,10 @@
 package dev.starserve.cli;
 
+import dev.starserve.backend.Quantization;
 import dev.starserve.bench.ForwardBench;
+import dev.starserve.bench.QuantizeAccuracy;
+import dev.starserve.generate.TeacherForcedComparison;
+import dev.starserve.model.GptBigCodeModel;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -19,6 +23,7 @@ import picocli.CommandLine.Unmatched;
     subcommands = {
       BenchCommand.Forward.class,
       BenchCommand.EngineSpeed.class,
+      BenchCommand.QuantizeAccuracyCheck.class,
       BenchCommand.TokenizerSpeed.class,
       BenchCommand.Limits.class,
       BenchCommand.Jmh.class
@@ -57,19 +62,28 @@ final class BenchCommand implements Runnable {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
     String device;
 
+    @Option(
+        names = "--quantize",
+        defaultValue = "none",
+        converter = EngineOptions.QuantizationConverter.class,
+        description =
+            "linear-layer weights: none (as stored) or int8 (see the engine flags) (default:"
+                + " ${DEFAULT-VALUE})")
+    Quantization quantize;
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
     @Override
     public Integer call() {
       int t = threads == null ? LoadedModel.defaultThreads() : threads;
-      try (LoadedModel lm = LoadedModel.open(model, device, t)) {
-        ForwardBench.Result r =
-            ForwardBench.run(lm.model(), lm.dir().weights(), promptLen, genLen, warmups, runs);
+      try (LoadedModel lm = LoadedModel.open(model, device, t, quantize)) {
+        ForwardBench.Result r = ForwardBench.run(lm.model(), promptLen, genLen, warmups, runs);
         if (json) {
           Map<String, Object> m = new LinkedHashMap<>();
           m.put("model", lm.dir().modelId());
           m.put("threads", t);
+          m.put("quantize", quantize.cliName());
           m.put("prompt_len", r.promptLen());
           m.put("gen_len", r.genLen());
           m.put("prefill_tokens_per_s", r.prefillTokensPerSecond());
@@ -79,18 +93,102 @@ final class BenchCommand implements Runnable {
           System.out.println(Json.write(m));
         } else {
           System.out.printf(
-              "model %s, %s backend, %d threads%n"
+              "model %s, %s backend, %d threads, quantize %s%n"
                   + "prefill: %d tokens  %.1f tokens/s%n"
                   + "decode:  %d tokens  %.2f tokens/s  (%.1f MB of weights per token, %.1f GB/s)%n",
               lm.dir().modelId(),
               device,
               t,
+              quantize.cliName(),
               r.promptLen(),
               r.prefillTokensPerSecond(),
               r.genLen(),
               r.decodeTokensPerSecond(),
               r.weightBytes() / 1e6,
               r.decodeWeightGigabytesPerSecond());
+        }
+      }
+      return 0;
+    }
+  }
+
+  @Command(
+      name = "quantize-accuracy",
+      mixinStandardHelpOptions = true,
+      description =
+          "A quantized model against the same checkpoint as stored: greedy agreement and |Δ"
+              + " logprob| over 16 code prompts, teacher-forced.")
+  static final class QuantizeAccuracyCheck implements Callable<Integer> {
+    @Option(names = "--model", required = true, description = "model directory")
+    Path model;
+
+    @Option(
+        names = "--quantize",
+        defaultValue = "int8",
+        converter = EngineOptions.QuantizationConverter.class,
+        description = "the quantization to check (default: ${DEFAULT-VALUE})")
+    Quantization quantize;
+
+    @Option(
+        names = "--new-tokens",
+        defaultValue = "32",
+        description = "teacher-forced positions per prompt (default: ${DEFAULT-VALUE})")
+    int newTokens;
+
+    @Option(names = "--threads", description = "compute threads (default: all cores)")
+    Integer threads;
+
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+    String device;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    @Override
+    public Integer call() {
+      int t = threads == null ? LoadedModel.defaultThreads() : threads;
+      try (LoadedModel lm = LoadedModel.open(model, device, t, Quantization.NONE);
+          GptBigCodeModel q =
+              new GptBigCodeModel(
+                  lm.dir().config(),
+                  lm.dir().weights(),
+                  LoadedModel.backend(device, t),
+                  quantize)) {
+        TeacherForcedComparison.Result r =
+            QuantizeAccuracy.run(lm.model(), q, lm.tokenizer(), newTokens);
+        if (json) {
+          Map<String, Object> m = new LinkedHashMap<>();
+          m.put("model", lm.dir().modelId());
+          m.put("quantize", quantize.cliName());
+          m.put("prompts", r.prompts());
+          m.put("positions", r.positions());
+          m.put("greedy_agreement", r.greedyAgreement());
+          m.put("confident_positions", r.confidentPositions());
+          m.put("confident_agreement", r.confidentAgreement());
+          m.put("max_chosen_logprob_diff", r.maxChosenLogprobDiff());
+          m.put("mean_chosen_logprob_diff", r.meanChosenLogprobDiff());
+          m.put("max_logprob_diff", r.maxLogprobDiff());
+          System.out.println(Json.write(m));
+        } else {
+          System.out.printf(
+              "model %s, %s vs as stored, %d prompts × %d teacher-forced positions%n"
+                  + "greedy agreement:  %d/%d = %.4f%n"
+                  + "  where the stored model's top-two margin ≥ %.1f nats: %d/%d%n"
+                  + "|Δ logprob| of the chosen token: max %.4g, mean %.4g%n"
+                  + "|Δ logprob| over the vocabulary: max %.4g%n",
+              lm.dir().modelId(),
+              quantize.cliName(),
+              r.prompts(),
+              newTokens,
+              r.greedyMatches(),
+              r.positions(),
+              r.greedyAgreement(),
+              TeacherForcedComparison.CONFIDENT_MARGIN,
+              r.confidentMatches(),
+              r.confidentPositions(),
+              r.maxChosenLogprobDiff(),
+              r.meanChosenLogprobDiff(),
+              r.maxLogprobDiff());
         }
       }
       return 0;
@@ -204,7 +302,7 @@ final class BenchCommand implements Runnable {
         bandwidth = dev.starserve.bench.MachineLimits.bandwidth(t, 256L << 20, 5);
         fmaPeak = dev.starserve.bench.MachineLimits.fmaPeak(t, 200_000_000L, 5);
       }
-      try (LoadedModel lm = LoadedModel.open(model, "cpu", t);
+      try (LoadedModel lm = LoadedModel.open(model, "cpu", t, engineOptions.quantize);
           dev.starserve.engine.Engine engine =
               new dev.starserve.engine.Engine(
                   lm.model(),
@@ -216,7 +314,7 @@ final class BenchCommand implements Runnable {
             prefillLen + 1 <= cfg.nPositions() && promptLen + genLen <= cfg.nPositions(),
             "--prefill-len + 1 and --prompt-len + --gen-len must fit n_positions = "
                 + cfg.nPositions());
-        var cost = dev.starserve.bench.ModelCost.of(cfg, lm.dir().weights());
+        var cost = dev.starserve.bench.ModelCost.of(lm.model());
         int vocab = cfg.vocabSize();
         // warm-up: JIT the engine's paths at a small batch
         dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
@@ -264,6 +362,7 @@ final class BenchCommand implements Runnable {
           m.put("threads", t);
           m.put("prompt_len", promptLen);
           m.put("gen_len", genLen);
+          m.put("quantize", engineOptions.quantize.cliName());
           m.put("kv_cache_dtype", engine.config().kvCacheDtype().cliName());
           m.put("kv_cache_blocks", engine.config().numBlocks());
           m.put("bandwidth_gb_per_s", finite(bandwidth / 1e9));

@@ -1,6 +1,7 @@
 package dev.starserve.cli;
 
 import dev.starserve.backend.KvDType;
+import dev.starserve.backend.Quantization;
 import dev.starserve.engine.EngineConfig;
 import dev.starserve.engine.sched.SchedulerConfig;
 import dev.starserve.model.GptBigCodeConfig;
@@ -33,6 +34,15 @@ final class EngineOptions {
   KvDType kvCacheDtype;
 
   @Option(
+      names = "--quantize",
+      defaultValue = "none",
+      converter = QuantizationConverter.class,
+      description =
+          "linear-layer weights: none (as stored), or int8 (quantized at load in blocks of 32 with"
+              + " one float32 scale each: 1.125 bytes per weight) (default: ${DEFAULT-VALUE})")
+  Quantization quantize;
+
+  @Option(
       names = "--max-num-seqs",
       defaultValue = "256",
       description = "sequences running at once (default: ${DEFAULT-VALUE})")
@@ -63,6 +73,20 @@ final class EngineOptions {
         // picocli prefixes "Invalid value for option '--kv-cache-dtype': ".
         throw new CommandLine.TypeConversionException(
             "must be one of " + KvDType.allowedNames() + ", got '" + value + "'");
+      }
+    }
+  }
+
+  /** Parses {@code --quantize} while the command line is read, before a model is loaded. */
+  static final class QuantizationConverter implements CommandLine.ITypeConverter<Quantization> {
+    @Override
+    public Quantization convert(String value) {
+      try {
+        return Quantization.fromCliName(value);
+      } catch (IllegalArgumentException e) {
+        // picocli prefixes "Invalid value for option '--quantize': ".
+        throw new CommandLine.TypeConversionException(
+            "must be one of " + Quantization.allowedNames() + ", got '" + value + "'");
       }
     }
   }

@@ -74,7 +74,11 @@ final class GenerateCommand implements Callable<Integer> {
     }
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     try (LoadedModel lm =
-        LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads)) {
+        LoadedModel.open(
+            model,
+            device,
+            threads == null ? LoadedModel.defaultThreads() : threads,
+            engineOptions.quantize)) {
       if (prompt.requests != null) {
         return RequestFileRunner.run(
             lm, engineOptions.toConfig(lm.model().config()), prompt.requests, out);

@@ -1,6 +1,7 @@
 package dev.starserve.cli;
 
 import dev.starserve.backend.Backend;
+import dev.starserve.backend.Quantization;
 import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.backend.ref.ReferenceBackend;
 import dev.starserve.model.GptBigCodeModel;
@@ -13,22 +14,34 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel mode
     implements AutoCloseable {
 
   static LoadedModel open(Path modelDir, String device, int threads) {
+    return open(modelDir, device, threads, Quantization.NONE);
+  }
+
+  /**
+   * Opens {@code modelDir} on {@code device}, the linear layers' weights held as {@code quantize}.
+   */
+  static LoadedModel open(Path modelDir, String device, int threads, Quantization quantize) {
     ModelDirectory md = ModelDirectory.open(modelDir);
     try {
       Tokenizer tok = Tokenizer.load(md.tokenizerJson(), md.tokenizerConfigJson());
-      Backend backend =
-          switch (device) {
-            case "cpu" -> new CpuBackend(threads);
-            case "reference" -> new ReferenceBackend();
-            default ->
-                throw new IllegalArgumentException(
-                    "--device must be cpu or reference, got '" + device + "'");
-          };
-      return new LoadedModel(md, tok, new GptBigCodeModel(md.config(), md.weights(), backend));
+      Backend backend = backend(device, threads);
+      return new LoadedModel(
+          md, tok, new GptBigCodeModel(md.config(), md.weights(), backend, quantize));
     } catch (RuntimeException e) {
       md.close();
       throw e;
     }
+  }
+
+  /** A new backend for {@code --device}. */
+  static Backend backend(String device, int threads) {
+    return switch (device) {
+      case "cpu" -> new CpuBackend(threads);
+      case "reference" -> new ReferenceBackend();
+      default ->
+          throw new IllegalArgumentException(
+              "--device must be cpu or reference, got '" + device + "'");
+    };
   }
 
   static int defaultThreads() {

@@ -212,7 +212,11 @@ final class WorkerCommand implements Callable<Integer> {
     Duration drain = parseDuration("--drain-timeout", drainTimeout);
     String secret = secretOverride != null ? secretOverride : secret();
     LoadedModel lm =
-        LoadedModel.open(model, device, threads == null ? LoadedModel.defaultThreads() : threads);
+        LoadedModel.open(
+            model,
+            device,
+            threads == null ? LoadedModel.defaultThreads() : threads,
+            engineOptions.quantize);
     Engine engine = null;
     Vertx vertx = null;
     HazelcastInstance hz = null;

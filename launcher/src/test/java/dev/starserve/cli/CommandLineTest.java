@@ -278,6 +278,90 @@ class CommandLineTest {
   }
 
   @Test
+  void quantizeInt8RunsGenerateAndBothBenchesAndBadValuesAreRejectedBeforeLoading()
+      throws Exception {
+    String[] gen = {
+      "generate",
+      "--model",
+      model.toString(),
+      "--prompt-ids",
+      "1,2,3",
+      "--max-new-tokens",
+      "4",
+      "--json"
+    };
+    Run none = run(gen);
+    Run int8 = run(concat(gen, "--quantize", "int8"));
+    assertEquals(0, none.code(), none.err());
+    assertEquals(0, int8.code(), int8.err());
+    JsonNode a = Json.MAPPER.readTree(none.out()).get("tokens");
+    JsonNode b = Json.MAPPER.readTree(int8.out()).get("tokens");
+    // int8 moves the logprobs a little (this model: std 0.1, f32), not a lot.
+    double first =
+        Math.abs(a.get(0).get("logprob").asDouble() - b.get(0).get("logprob").asDouble());
+    assertTrue(first > 1e-6 && first < 0.1, "first token logprob moved by " + first);
+
+    String[] fwd = {
+      "bench",
+      "forward",
+      "--model",
+      model.toString(),
+      "--prompt-len",
+      "8",
+      "--gen-len",
+      "2",
+      "--warmups",
+      "0",
+      "--runs",
+      "1",
+      "--json"
+    };
+    JsonNode fNone = Json.MAPPER.readTree(run(fwd).out());
+    JsonNode fInt8 = Json.MAPPER.readTree(run(concat(fwd, "--quantize", "int8")).out());
+    assertEquals("none", fNone.get("quantize").asText());
+    assertEquals("int8", fInt8.get("quantize").asText());
+    // f32 → int8: about 4.5× fewer bytes for the linear weights, LayerNorms and biases unchanged
+    double ratio =
+        fNone.get("decode_weight_bytes").asDouble() / fInt8.get("decode_weight_bytes").asDouble();
+    assertTrue(ratio > 3.4 && ratio < 3.6, "f32 / int8 bytes per decode step " + ratio);
+
+    Run acc =
+        run(
+            "bench",
+            "quantize-accuracy",
+            "--model",
+            model.toString(),
+            "--new-tokens",
+            "4",
+            "--json");
+    assertEquals(0, acc.code(), acc.err());
+    JsonNode j = Json.MAPPER.readTree(acc.out());
+    assertEquals(16, j.get("prompts").asInt());
+    assertEquals(64, j.get("positions").asInt());
+    assertTrue(j.get("greedy_agreement").asDouble() >= 0.8, acc.out());
+
+    String missing = tmp.resolve("not-loaded").toString();
+    String[][] commands = {
+      {"generate", "--model", missing, "--prompt", "x"},
+      {"bench", "forward", "--model", missing},
+      {"bench", "engine", "--model", missing},
+      {"bench", "quantize-accuracy", "--model", missing},
+      {"worker", "--model", missing},
+      {"serve", "--model", missing},
+    };
+    for (String[] c : commands) {
+      Run r = run(concat(c, "--quantize", "int4"));
+      assertEquals(2, r.code(), String.join(" ", c) + ": " + r.err());
+      assertTrue(
+          r.err()
+              .contains(
+                  "Invalid value for option '--quantize': must be one of none, int8, got 'int4'"),
+          String.join(" ", c) + ": " + r.err());
+      assertTrue(!r.err().contains("not-loaded"), "rejected before the model is opened");
+    }
+  }
+
+  @Test
   void requestsFileRunsEveryLineInOneEngineAndAnswersBadLinesInPlace() throws Exception {
     Path in = tmp.resolve("requests.jsonl");
     Files.writeString(

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starserve.backend.KvDType;
+import dev.starserve.backend.Quantization;
 import dev.starserve.engine.EngineConfig;
 import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.ModelShape;
@@ -58,6 +59,27 @@ class EngineOptionsTest {
           e.getMessage()
               .contains(
                   "Invalid value for option '--kv-cache-dtype': must be one of fp32, bf16, got '"
+                      + bad
+                      + "'"),
+          e.getMessage());
+    }
+  }
+
+  @Test
+  void quantizeDefaultsToNoneAcceptsInt8AndRejectsOthersNamingTheFlagAndTheAllowedValues() {
+    assertEquals(Quantization.NONE, CommandLine.populateCommand(new EngineOptions()).quantize);
+    assertEquals(
+        Quantization.INT8,
+        CommandLine.populateCommand(new EngineOptions(), "--quantize", "int8").quantize);
+    for (String bad : new String[] {"INT8", "int4", "q8_0", ""}) {
+      CommandLine.ParameterException e =
+          assertThrows(
+              CommandLine.ParameterException.class,
+              () -> CommandLine.populateCommand(new EngineOptions(), "--quantize", bad));
+      assertTrue(
+          e.getMessage()
+              .contains(
+                  "Invalid value for option '--quantize': must be one of none, int8, got '"
                       + bad
                       + "'"),
           e.getMessage());

@@ -28,6 +28,21 @@ public interface Backend extends AutoCloseable {
     return upload(tensor);
   }
 
+  /**
+   * Prepares the weight of a linear layer held as {@code quantization}: {@link Quantization#NONE}
+   * is {@link #uploadLinear(TensorView)}; {@link Quantization#INT8} quantizes it once, here.
+   *
+   * @throws UnsupportedOperationException when this backend cannot hold that quantization
+   * @throws IllegalArgumentException when the tensor cannot be quantized (a non-finite weight)
+   */
+  default Matrix uploadLinear(TensorView tensor, Quantization quantization) {
+    if (quantization == Quantization.NONE) {
+      return uploadLinear(tensor);
+    }
+    throw new UnsupportedOperationException(
+        "the " + name() + " backend cannot hold " + quantization.cliName() + " weights");
+  }
+
   /** Allocates a float32 activation buffer {@code [rows × cols]}. */
   Buffer allocate(int rows, int cols);
 

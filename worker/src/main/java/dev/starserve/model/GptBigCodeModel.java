@@ -7,6 +7,14 @@ import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.Quantization;
+import dev.starserve.checkpoint.TensorView;
+import java.util.List;
+import java.util.Locale;
+import java.util.Set;
+import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The gpt_bigcode forward pass as a flat list of named backend operations, batch-shaped: every
@@ -26,11 +34,17 @@ import dev.starserve.backend.Matrix;
  * logits = ln_f(x[rows]) · lm_headᵀ                               [R × vocab]
  * </pre>
  *
- * Not thread-safe: one engine loop owns a model and its workspace.
+ * The five linear weights (c_attn, attn.c_proj, c_fc, mlp.c_proj, lm_head) may be held quantized
+ * ({@link Quantization}); everything else runs as the checkpoint stores it.
+ *
+ * <p>Not thread-safe: one engine loop owns a model and its workspace.
  */
 public final class GptBigCodeModel implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(GptBigCodeModel.class);
+
   private final GptBigCodeConfig config;
   private final Backend backend;
+  private final Quantization quantization;
   private final AttentionShape shape;
 
   private final Matrix wte; // [vocab × E]
@@ -72,7 +86,20 @@ public final class GptBigCodeModel implements AutoCloseable {
       Buffer logits) {} // [R × vocab]
 
   public GptBigCodeModel(GptBigCodeConfig config, GptBigCodeWeights weights, Backend backend) {
+    this(config, weights, backend, Quantization.NONE);
+  }
+
+  /**
+   * Uploads the weights to {@code backend}, the linear layers' (c_attn, attn.c_proj, c_fc,
+   * mlp.c_proj, lm_head) held as {@code quantization}; embeddings, LayerNorms and biases as stored.
+   */
+  public GptBigCodeModel(
+      GptBigCodeConfig config,
+      GptBigCodeWeights weights,
+      Backend backend,
+      Quantization quantization) {
     this.config = config;
+    this.quantization = quantization;
     this.backend = backend;
     float scale = config.scaleAttnWeights() ? (float) (1.0 / Math.sqrt(config.headDim())) : 1f;
     this.shape = new AttentionShape(config.nHead(), config.kvHeads(), config.headDim(), scale);
@@ -85,21 +112,97 @@ public final class GptBigCodeModel implements AutoCloseable {
           new Layer(
               backend.upload(l.ln1Weight()),
               backend.upload(l.ln1Bias()),
-              backend.uploadLinear(l.cAttnWeight()),
+              backend.uploadLinear(l.cAttnWeight(), quantization),
               backend.upload(l.cAttnBias()),
-              backend.uploadLinear(l.attnCProjWeight()),
+              backend.uploadLinear(l.attnCProjWeight(), quantization),
               backend.upload(l.attnCProjBias()),
               backend.upload(l.ln2Weight()),
               backend.upload(l.ln2Bias()),
-              backend.uploadLinear(l.cFcWeight()),
+              backend.uploadLinear(l.cFcWeight(), quantization),
               backend.upload(l.cFcBias()),
-              backend.uploadLinear(l.mlpCProjWeight()),
+              backend.uploadLinear(l.mlpCProjWeight(), quantization),
               backend.upload(l.mlpCProjBias()));
     }
     this.lnFWeight = backend.upload(weights.lnFWeight());
     this.lnFBias = backend.upload(weights.lnFBias());
     // Tied: wte is uploaded twice, as a table for the embedding and as a linear weight.
-    this.lmHead = backend.uploadLinear(weights.lmHead());
+    this.lmHead = backend.uploadLinear(weights.lmHead(), quantization);
+    LOG.info(describeLinearWeights(weights));
+  }
+
+  /**
+   * One line for the load log: how the linear weights are held and their bytes, against the
+   * checkpoint's bytes for the same tensors.
+   */
+  private String describeLinearWeights(GptBigCodeWeights weights) {
+    long held = lmHead.byteSize();
+    long stored = weights.lmHead().data().byteSize();
+    Set<String> dtypes = new TreeSet<>();
+    dtypes.add(weights.lmHead().dtype().safetensorsName());
+    for (int i = 0; i < layers.length; i++) {
+      Layer l = layers[i];
+      held += l.cAttnWeight().byteSize() + l.attnCProjWeight().byteSize();
+      held += l.cFcWeight().byteSize() + l.mlpCProjWeight().byteSize();
+      LayerWeights w = weights.layers().get(i);
+      for (TensorView t :
+          List.of(w.cAttnWeight(), w.attnCProjWeight(), w.cFcWeight(), w.mlpCProjWeight())) {
+        stored += t.data().byteSize();
+        dtypes.add(t.dtype().safetensorsName());
+      }
+    }
+    String from = String.join("/", dtypes).toLowerCase(Locale.ROOT);
+    int count = 4 * layers.length + 1;
+    String which =
+        count
+            + " linear weights (c_attn, attn.c_proj, c_fc, mlp.c_proj of "
+            + layers.length
+            + " layers, lm_head"
+            + (weights.tiedLmHead() ? " tied to wte" : "")
+            + ")";
+    return switch (quantization) {
+      case NONE ->
+          String.format(
+              Locale.ROOT,
+              "%s on the %s backend as stored (%s): %.1f MB",
+              which,
+              backend.name(),
+              from,
+              held / 1e6);
+      case INT8 ->
+          String.format(
+              Locale.ROOT,
+              "quantized %s to int8 on the %s backend (blocks of %d input columns, one float32"
+                  + " scale each): %.1f MB of %s became %.1f MB; wte, wpe, LayerNorms and biases"
+                  + " stay as stored",
+              which,
+              backend.name(),
+              Quantization.INT8_BLOCK,
+              stored / 1e6,
+              from,
+              held / 1e6);
+    };
+  }
+
+  /** How the linear layers' weights are held. */
+  public Quantization quantization() {
+    return quantization;
+  }
+
+  /**
+   * Bytes of weights one decode step reads as the backend holds them: every layer's linear weights,
+   * biases and LayerNorms, ln_f and lm_head (the embeddings contribute one row each, left out).
+   */
+  public long decodeWeightBytes() {
+    long b = lnFWeight.byteSize() + lnFBias.byteSize() + lmHead.byteSize();
+    for (Layer l : layers) {
+      b += l.ln1Weight().byteSize() + l.ln1Bias().byteSize();
+      b += l.cAttnWeight().byteSize() + l.cAttnBias().byteSize();
+      b += l.attnCProjWeight().byteSize() + l.attnCProjBias().byteSize();
+      b += l.ln2Weight().byteSize() + l.ln2Bias().byteSize();
+      b += l.cFcWeight().byteSize() + l.cFcBias().byteSize();
+      b += l.mlpCProjWeight().byteSize() + l.mlpCProjBias().byteSize();
+    }
+    return b;
   }
 
   public GptBigCodeConfig config() {

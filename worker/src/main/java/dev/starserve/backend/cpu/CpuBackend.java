@@ -5,6 +5,7 @@ import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.Quantization;
 import dev.starserve.backend.host.Gelu;
 import dev.starserve.backend.host.HostBackend;
 import dev.starserve.backend.host.HostBuffer;
@@ -20,8 +21,8 @@ import jdk.incubator.vector.VectorOperators;
  * split over the engine's own {@link ComputePool}.
  *
  * <p>Parallel split per operation: linear layers by panels of output rows ({@link PanelGemm}: each
- * thread reads a disjoint slice of the weight, packed at load by {@link PackedMatrix}), attention
- * by (token, head) pairs, element-wise work by rows.
+ * thread reads a disjoint slice of the weight, packed at load by {@link PackedMatrix}, as stored or
+ * quantized to int8), attention by (token, head) pairs, element-wise work by rows.
  */
 public final class CpuBackend extends HostBackend {
   private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
@@ -116,6 +117,21 @@ public final class CpuBackend extends HostBackend {
       tensor.data().unload();
     }
     return packed;
+  }
+
+  @Override
+  public Matrix uploadLinear(TensorView tensor, Quantization quantization) {
+    return switch (quantization) {
+      case NONE -> uploadLinear(tensor);
+      case INT8 -> {
+        try {
+          yield PackedMatrix.packInt8(HostMatrix.of(tensor), pool);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException(
+              "cannot quantize " + tensor.name() + " to int8: " + e.getMessage(), e);
+        }
+      }
+    };
   }
 
   @Override

@@ -1,7 +1,9 @@
 package dev.starserve.backend.cpu;
 
+import dev.starserve.backend.host.Int8Quantizer;
 import dev.starserve.checkpoint.DType;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /**
  * {@code out[t·rows + r] = Σ_k x[t·cols + k] · w[r, k] + bias[r]} over a {@link PackedMatrix}, the
@@ -11,7 +13,8 @@ import java.lang.foreign.MemorySegment;
  * <p>One token (decoding) reads the activations in place and the weights once: bandwidth-bound.
  * Several tokens are first interleaved in groups of four ({@code xp}) so that one weight load feeds
  * eight fused multiply-adds: compute-bound. The tokens are taken in blocks whose activations stay
- * in the L2 cache while every panel of the thread passes over them.
+ * in the L2 cache while every panel of the thread passes over them. An int8 panel is widened to
+ * floats once per token block, in a per-thread scratch, before its tiles run.
  *
  * <p>NOTE: groups of four, not six, for bf16 and f32. A six-token tile needs twelve accumulators,
  * and C2 loads all of a column's activation broadcasts at the top of the loop body, one register
@@ -25,6 +28,7 @@ import java.lang.foreign.MemorySegment;
  *
  * <pre>
  * xp, a group of size g from token t0 (zero past n):  x[t0][0] x[t0+1][0] … x[t0+g-1][0] x[t0][1] …
+ *   (int8: stride = cols rounded up to whole blocks of 32, the extra columns zero)
  * </pre>
  *
  * <p>Not thread-safe: one owner (the engine loop) calls it.
@@ -37,35 +41,53 @@ final class PanelGemm {
 
   private final ComputePool pool;
   private final float[][] scratch; // [worker][6 × P] outputs of a partial tile
-  private float[] xp = new float[0]; // [padded tokens × cols], group by group
+  private final float[][] int8Q; // [worker][(cols + 1) × P] a dequantized int8 panel, grown by use
+  private final float[][] int8S; // [worker][blocks × P] its scales
+  private float[] xp = new float[0]; // [padded tokens × stride], group by group
+  private float[] xd = new float[0]; // one token's activations padded to whole int8 blocks
   private int[] groupStart = new int[0]; // first token of each group
   private int[] groupSize = new int[0]; // 4 tokens, or 6 (f16)
 
   PanelGemm(ComputePool pool) {
     this.pool = pool;
     this.scratch = new float[pool.parallelism()][MAX_GROUP * P];
+    this.int8Q = new float[pool.parallelism()][0];
+    this.int8S = new float[pool.parallelism()][0];
   }
 
   void linear(float[] x, int n, PackedMatrix w, DType bt, MemorySegment bias, float[] out) {
     int rows = w.rows();
     int cols = w.cols();
+    boolean int8 = w.format() == PackedMatrix.Format.INT8;
+    // int8 kernels run whole blocks of 32 columns: the activations get zero columns to match.
+    int stride = int8 ? Int8Quantizer.blocks(cols) * Int8Quantizer.BLOCK : cols;
     if (n == 1) {
+      float[] x1 = x;
+      if (stride != cols) {
+        if (xd.length < stride) {
+          xd = new float[stride];
+        }
+        System.arraycopy(x, 0, xd, 0, cols);
+        Arrays.fill(xd, cols, stride, 0f);
+        x1 = xd;
+      }
+      float[] xin = x1;
       // Pairs of panels, so that each thread runs the two-panel kernel.
       pool.parallelFor(
           (w.panels() + 1) / 2,
           1,
           (from, to, worker) -> {
-            decode(x, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
+            decode(xin, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
             addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));
           });
       return;
     }
-    int groups = plan(n, w.dtype() == DType.F16 ? 6 : 4);
+    int groups = plan(n, w.format() == PackedMatrix.Format.F16 ? 6 : 4);
     int padded = groupStart[groups - 1] + groupSize[groups - 1];
-    if (xp.length < padded * cols) {
-      xp = new float[padded * cols];
+    if (xp.length < padded * stride) {
+      xp = new float[padded * stride];
     }
-    interleave(x, n, cols, groups, xp);
+    interleave(x, n, cols, stride, groups, xp);
     float[] packed = xp;
     int tokensPerBlock = Math.max(6, BLOCK_FLOATS / cols);
     pool.parallelFor(
@@ -79,8 +101,11 @@ final class PanelGemm {
               g1++;
             }
             for (int p = from; p < to; p++) {
+              if (w.format() == PackedMatrix.Format.INT8) {
+                dequantizeInt8(w, p, worker); // once for every group of the token block
+              }
               for (int g = g0; g < g1; g++) {
-                tile(packed, groupStart[g], groupSize[g], n, w, p, out, worker);
+                tile(packed, stride, groupStart[g], groupSize[g], n, w, p, out, worker);
               }
             }
             g0 = g1;
@@ -124,7 +149,15 @@ final class PanelGemm {
    * {@code size} tokens from {@code t0} × panel p, through the scratch tile when either is partial.
    */
   private void tile(
-      float[] xpk, int t0, int size, int n, PackedMatrix w, int p, float[] out, int worker) {
+      float[] xpk,
+      int stride,
+      int t0,
+      int size,
+      int n,
+      PackedMatrix w,
+      int p,
+      float[] out,
+      int worker) {
     int rows = w.rows();
     int cols = w.cols();
     int r0 = p * P;
@@ -132,15 +165,24 @@ final class PanelGemm {
     float[] dst = full ? out : scratch[worker];
     int o0 = full ? t0 * rows + r0 : 0;
     int os = full ? rows : P;
-    int xb = t0 * cols;
+    int xb = t0 * stride;
+    int blocks = Int8Quantizer.blocks(cols);
     long wb = w.panelOffset(p);
+    float[] q = int8Q[worker];
+    float[] sc = int8S[worker];
+    if (w.format() == PackedMatrix.Format.INT8) {
+      for (int t = 0; t < size; t++) {
+        Arrays.fill(dst, o0 + t * os, o0 + t * os + P, 0f); // the int8 tiles add into it
+      }
+    }
     if (size == 6) {
       F16Panels.tile6(xpk, xb, cols, w.data(), wb, dst, o0, os);
     } else {
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
+        case INT8 -> Int8Panels.tile4(xpk, xb, blocks, q, sc, dst, o0, os);
       }
     }
     if (!full) {
@@ -152,18 +194,39 @@ final class PanelGemm {
     }
   }
 
-  /** One token × panels {@code [p0, p1)}, two at a time. */
+  /**
+   * Widens int8 panel p into this worker's float scratch for {@link Int8Panels#tile4}; each worker
+   * grows only its own scratch, the first time it meets a wider matrix.
+   */
+  private void dequantizeInt8(PackedMatrix w, int p, int worker) {
+    int blocks = Int8Quantizer.blocks(w.cols());
+    int qLen = blocks * Int8Quantizer.BLOCK * P;
+    int sLen = blocks * P;
+    if (int8Q[worker].length < qLen) {
+      int8Q[worker] = new float[qLen];
+    }
+    if (int8S[worker].length < sLen) {
+      int8S[worker] = new float[sLen];
+    }
+    Int8Panels.dequantize(w.data(), w.panelOffset(p), blocks, int8Q[worker], int8S[worker]);
+  }
+
+  /**
+   * One token × panels {@code [p0, p1)}, two at a time ({@code x} padded to whole blocks for int8).
+   */
   private void decode(float[] x, PackedMatrix w, float[] out, int p0, int p1, int worker) {
     int rows = w.rows();
     int cols = w.cols();
+    int blocks = Int8Quantizer.blocks(cols);
     MemorySegment d = w.data();
     int p = p0;
     for (; p + 2 <= p1 && (p + 2) * P <= rows; p += 2) {
       long wb = w.panelOffset(p);
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F16 -> F16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F32 -> F32Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
+        case INT8 -> Int8Panels.tile1x2(x, 0, blocks, d, wb, out, p * P);
       }
     }
     for (; p < p1; p++) {
@@ -172,10 +235,11 @@ final class PanelGemm {
       float[] dst = full ? out : scratch[worker];
       int o0 = full ? r0 : 0;
       long wb = w.panelOffset(p);
-      switch (w.dtype()) {
+      switch (w.format()) {
         case BF16 -> Bf16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F16 -> F16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F32 -> F32Panels.tile1(x, 0, cols, d, wb, dst, o0);
+        case INT8 -> Int8Panels.tile1(x, 0, blocks, d, wb, dst, o0);
       }
       if (!full) {
         System.arraycopy(dst, 0, out, r0, rows - r0);
@@ -183,12 +247,16 @@ final class PanelGemm {
     }
   }
 
-  /** Lays the tokens out group by group: group g holds {@code xp[start·cols + k·size + t]}. */
-  private void interleave(float[] x, int n, int cols, int groups, float[] xp) {
+  /**
+   * Lays the tokens out group by group: group g holds {@code xp[start·stride + k·size + t]}, zero
+   * for the padding columns {@code cols ≤ k < stride}.
+   */
+  private void interleave(float[] x, int n, int cols, int stride, int groups, float[] xp) {
     for (int g = 0; g < groups; g++) {
       int t0 = groupStart[g];
       int size = groupSize[g];
-      int base = t0 * cols;
+      int base = t0 * stride;
+      Arrays.fill(xp, base + cols * size, base + stride * size, 0f);
       for (int t = 0; t < size; t++) {
         int token = t0 + t;
         if (token < n) {

@@ -66,4 +66,22 @@ public record HostMatrix(MemorySegment data, DType dtype, int rows, int cols) im
       case F16 -> Float.float16ToFloat(data.getAtIndex(I16, i));
     };
   }
+
+  /** Row {@code r} widened to float into {@code dst[0..cols)}. */
+  public void readRow(int r, float[] dst) {
+    long base = (long) r * cols;
+    switch (dtype) {
+      case F32 -> MemorySegment.copy(data, F32, base * 4, dst, 0, cols);
+      case BF16 -> {
+        for (int c = 0; c < cols; c++) {
+          dst[c] = Float.intBitsToFloat((data.getAtIndex(I16, base + c) & 0xffff) << 16);
+        }
+      }
+      case F16 -> {
+        for (int c = 0; c < cols; c++) {
+          dst[c] = Float.float16ToFloat(data.getAtIndex(I16, base + c));
+        }
+      }
+    }
+  }
 }

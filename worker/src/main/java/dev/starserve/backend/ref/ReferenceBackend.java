@@ -5,11 +5,14 @@ import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.Quantization;
 import dev.starserve.backend.host.Gelu;
 import dev.starserve.backend.host.HostBackend;
 import dev.starserve.backend.host.HostBuffer;
 import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
+import dev.starserve.backend.host.Int8Matrix;
+import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 
 /**
@@ -49,19 +52,36 @@ public final class ReferenceBackend extends HostBackend {
     }
   }
 
+  /** INT8 weights are quantized exactly as the CPU backend does, then read dequantized. */
+  @Override
+  public Matrix uploadLinear(TensorView tensor, Quantization quantization) {
+    return switch (quantization) {
+      case NONE -> uploadLinear(tensor);
+      case INT8 -> {
+        try {
+          yield Int8Matrix.quantize(HostMatrix.of(tensor));
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException(
+              "cannot quantize " + tensor.name() + " to int8: " + e.getMessage(), e);
+        }
+      }
+    };
+  }
+
   @Override
   public void linear(Buffer x, int n, Matrix w, Matrix bias, Buffer out) {
     float[] in = HostBuffer.of(x).data();
     float[] o = HostBuffer.of(out).data();
-    HostMatrix wm = HostMatrix.of(w);
+    Int8Matrix qm = w instanceof Int8Matrix q ? q : null;
+    HostMatrix wm = qm == null ? HostMatrix.of(w) : null;
     HostMatrix bm = bias == null ? null : HostMatrix.of(bias);
-    int din = wm.cols();
-    int dout = wm.rows();
+    int din = w.cols();
+    int dout = w.rows();
     for (int t = 0; t < n; t++) {
       for (int r = 0; r < dout; r++) {
         float acc = 0;
         for (int c = 0; c < din; c++) {
-          acc += in[t * din + c] * wm.get(r, c);
+          acc += in[t * din + c] * (qm != null ? qm.get(r, c) : wm.get(r, c));
         }
         o[t * dout + r] = acc + (bm == null ? 0f : bm.get(0, r));
       }
