@@ -80,6 +80,20 @@ class OpenAiApiTest {
   }
 
   @Test
+  void vllmMinTokensAndIgnoreEosReachTheWorkerAndDefaultToOff() {
+    gw.post("/v1/completions", completion().put("max_tokens", 8));
+    gw.post(
+        "/v1/completions",
+        completion().put("max_tokens", 8).put("min_tokens", 8).put("ignore_eos", true));
+    GenerateRequest plain = gw.generator.requests.get(0);
+    assertEquals(0, plain.getStopping().getMinNewTokens());
+    assertFalse(plain.getStopping().getIgnoreEos());
+    GenerateRequest exact = gw.generator.requests.get(1);
+    assertEquals(8, exact.getStopping().getMinNewTokens());
+    assertTrue(exact.getStopping().getIgnoreEos());
+  }
+
+  @Test
   void completionStreamIsFramedAsOpenAiWithUsageAndDone() {
     HttpResponse<String> r =
         gw.post(
@@ -313,7 +327,9 @@ class OpenAiApiTest {
             "stop", "x".repeat(257), "stop sequences must be 1 to 256 characters long, got 257"),
         Arguments.of("prompt", new JsonArray(), "prompt must be a string"),
         Arguments.of("prompt", new JsonArray().add(-1), "token ids must be integers in [0, 49151]"),
-        Arguments.of("max_tokens", "ten", "max_tokens must be an integer"));
+        Arguments.of("max_tokens", "ten", "max_tokens must be an integer"),
+        Arguments.of("min_tokens", 17, "min_tokens must be in [0, 16], got 17"),
+        Arguments.of("ignore_eos", "yes", "ignore_eos must be true or false"));
   }
 
   @ParameterizedTest(name = "{0}={1}")

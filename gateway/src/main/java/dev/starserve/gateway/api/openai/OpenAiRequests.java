@@ -323,10 +323,16 @@ final class OpenAiRequests {
     return s;
   }
 
+  /**
+   * {@code min_tokens} and {@code ignore_eos} are not OpenAI's but vLLM's extensions (same names,
+   * same meaning), which benchmark clients send to get exactly {@code max_tokens} tokens back.
+   */
   private static Stopping stopping(Params p, GatewayLimits limits, int maxTokens) {
     int maxStop = Math.min(OPENAI_MAX_STOP, limits.maxStopSequences());
     return Stopping.newBuilder()
         .setMaxNewTokens(maxTokens)
+        .setMinNewTokens(p.integer("min_tokens", 0L, 0, maxTokens).intValue())
+        .setIgnoreEos(p.bool("ignore_eos", false))
         .addAllStopSequences(p.stringOrList("stop", maxStop, limits.maxStopSequenceChars()))
         .build();
   }
