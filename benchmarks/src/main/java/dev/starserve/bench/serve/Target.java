@@ -36,6 +36,9 @@ public record Target(String host, int port, String basePath) {
     if (text == null || text.isBlank()) {
       throw new IllegalArgumentException(shape);
     }
+    if (!text.contains("://") && text.contains("/")) {
+      throw new IllegalArgumentException(shape + " (without a scheme it must be host:port)");
+    }
     String url = text.contains("://") ? text : "http://" + text;
     URI uri;
     try {

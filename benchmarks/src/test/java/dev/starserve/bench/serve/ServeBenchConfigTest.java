@@ -119,7 +119,9 @@ class ServeBenchConfigTest {
         Arguments.of("https://h:443", Api.OPENAI, "--target: https is not supported"),
         Arguments.of("http://h:99999", Api.OPENAI, "--target port must be in [1, 65535]"),
         Arguments.of("http://h", Api.FMAAS, "--target needs a port for the fmaas gRPC API"),
-        Arguments.of("h:8033/x", Api.FMAAS, "--target for the fmaas gRPC API is host:port"),
+        Arguments.of("h:8033/x", Api.FMAAS, "--target must be a URL such as"),
+        Arguments.of("http//h:8000", Api.OPENAI, "--target must be a URL such as"),
+        Arguments.of("http://h:8033/x", Api.FMAAS, "--target for the fmaas gRPC API is host:port"),
         Arguments.of("http://h:1/v1?x=1", Api.OPENAI, "--target must be a URL such as"));
   }
 
