@@ -3,8 +3,16 @@ package dev.starserve.cli;
 import dev.starserve.backend.Quantization;
 import dev.starserve.bench.ForwardBench;
 import dev.starserve.bench.QuantizeAccuracy;
+import dev.starserve.bench.serve.Api;
+import dev.starserve.bench.serve.ServeBench;
+import dev.starserve.bench.serve.ServeBenchConfig;
+import dev.starserve.bench.serve.ServeBenchReport;
+import dev.starserve.bench.serve.Target;
 import dev.starserve.generate.TeacherForcedComparison;
 import dev.starserve.model.GptBigCodeModel;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
@@ -26,7 +34,8 @@ import picocli.CommandLine.Unmatched;
       BenchCommand.QuantizeAccuracyCheck.class,
       BenchCommand.TokenizerSpeed.class,
       BenchCommand.Limits.class,
-      BenchCommand.Jmh.class
+      BenchCommand.Jmh.class,
+      BenchCommand.Serve.class
     })
 final class BenchCommand implements Runnable {
   @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
@@ -506,6 +515,130 @@ final class BenchCommand implements Runnable {
       // on a bad option or a failed run.
       org.openjdk.jmh.Main.main(jmhArgs.toArray(String[]::new));
       return 0;
+    }
+  }
+
+  @Command(
+      name = "serve",
+      mixinStandardHelpOptions = true,
+      description =
+          "A load generator against a running gateway, through one of its public APIs (always"
+              + " streaming): requests/s, output tokens/s, TTFT, TPOT and end-to-end latency"
+              + " (mean, p50, p90, p99), errors by kind. Progress goes to stderr every second.")
+  static final class Serve implements Callable<Integer> {
+    @Option(
+        names = "--target",
+        required = true,
+        paramLabel = "URL",
+        description =
+            "the gateway: http://host:port for openai and tgi, host:port for fmaas (gRPC)")
+    String target;
+
+    @Option(
+        names = "--api",
+        required = true,
+        paramLabel = "API",
+        description =
+            "fmaas (GenerateStream over gRPC), openai (/v1/completions) or tgi"
+                + " (/generate_stream)")
+    String api;
+
+    @Option(
+        names = "--concurrency",
+        defaultValue = "1",
+        description = "requests in flight at most (default: ${DEFAULT-VALUE})")
+    int concurrency;
+
+    @Option(names = "--requests", required = true, description = "requests to send in all")
+    int requests;
+
+    @Option(
+        names = "--rate",
+        paramLabel = "R",
+        description =
+            "open loop: Poisson arrivals at R requests/s, still at most --concurrency in flight"
+                + " (default: closed loop)")
+    Double rate;
+
+    @Option(
+        names = "--prompt-len",
+        defaultValue = "128",
+        description =
+            "words per synthetic prompt, one StarCoder token each (default: ${DEFAULT-VALUE})")
+    int promptLen;
+
+    @Option(
+        names = "--gen-len",
+        defaultValue = "64",
+        description = "new tokens asked of every request (default: ${DEFAULT-VALUE})")
+    int genLen;
+
+    @Option(
+        names = "--model",
+        description = "model id (default: openai the first of /v1/models, fmaas the server's)")
+    String model;
+
+    @Option(names = "--api-key", description = "sent as authorization: Bearer KEY")
+    String apiKey;
+
+    @Option(
+        names = "--duration-limit",
+        paramLabel = "SECONDS",
+        description = "stop after this long, cancelling what is in flight (default: none)")
+    Double durationLimit;
+
+    @Option(
+        names = "--request-timeout",
+        paramLabel = "SECONDS",
+        defaultValue = "600",
+        description = "cancel a request still open after this long (default: ${DEFAULT-VALUE})")
+    double requestTimeout;
+
+    @Option(
+        names = "--seed",
+        defaultValue = "0",
+        description = "seed of the prompts and arrivals (default: ${DEFAULT-VALUE})")
+    long seed;
+
+    @Option(names = "--json", description = "print one JSON object")
+    boolean json;
+
+    /** The validated run, or IllegalArgumentException naming the flag. */
+    ServeBenchConfig config() {
+      Api a = Api.parse(api);
+      if (rate != null && !(rate > 0)) {
+        throw new IllegalArgumentException(
+            "--rate must be a positive number of requests per second, got " + rate);
+      }
+      return new ServeBenchConfig(
+          a,
+          Target.parse(target, a),
+          concurrency,
+          requests,
+          rate == null ? 0 : rate,
+          promptLen,
+          genLen,
+          model,
+          apiKey,
+          durationLimit == null
+              ? null
+              : ServeBenchConfig.seconds("--duration-limit", durationLimit),
+          ServeBenchConfig.seconds("--request-timeout", requestTimeout),
+          seed);
+    }
+
+    @Override
+    public Integer call() throws IOException, InterruptedException {
+      ServeBenchConfig c = config();
+      PrintStream err = new PrintStream(System.err, true, StandardCharsets.UTF_8);
+      ServeBenchReport r = ServeBench.run(c, err);
+      if (json) {
+        System.out.println(Json.write(r.toMap()));
+      } else {
+        System.out.print(r.toText());
+      }
+      System.out.flush();
+      return r.completed() == 0 ? 1 : 0; // nothing completed: the target is down or refuses
     }
   }
 }
