@@ -4,14 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -48,31 +46,16 @@ class BenchServeCommandTest {
   private static final HttpClient HTTP =
       HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).build();
 
-  record Run(int code, String out, String err) {}
-
-  /** Runs a command line with stdout and stderr captured (one at a time: they are global). */
-  static synchronized Run run(String... args) {
-    PrintStream oldOut = System.out;
-    PrintStream oldErr = System.err;
-    ByteArrayOutputStream out = new ByteArrayOutputStream();
-    ByteArrayOutputStream err = new ByteArrayOutputStream();
-    try {
-      System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
-      System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
-      int code = Main.run(args);
-      return new Run(
-          code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    } finally {
-      System.setOut(oldOut);
-      System.setErr(oldErr);
-    }
+  /** A command line run with stdout and stderr captured, as {@link CommandLineTest} runs them. */
+  private static CommandLineTest.Run run(String... args) {
+    return CommandLineTest.run(args);
   }
 
   @BeforeAll
   @Timeout(value = 180, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
   static void serve() throws Exception {
     Path model = tmp.resolve("tiny");
-    Run made =
+    CommandLineTest.Run made =
         run("make-model", "--shape", "tiny", "--dtype", "float32", "--out", model.toString());
     assertEquals(0, made.code(), made.err());
     Path keys = Files.writeString(tmp.resolve("keys"), KEY + "\n");
@@ -136,7 +119,7 @@ class BenchServeCommandTest {
   }
 
   /** The one JSON line of stdout. */
-  private static JsonNode json(Run r) throws Exception {
+  private static JsonNode json(CommandLineTest.Run r) throws Exception {
     String line = r.out().lines().filter(l -> l.startsWith("{")).reduce((a, b) -> b).orElseThrow();
     return Json.MAPPER.readTree(line);
   }
@@ -176,7 +159,7 @@ class BenchServeCommandTest {
     double prompt = counter("starserve_gateway_prompt_tokens_total", m);
     double ok = counter("starserve_gateway_requests_total", m, "outcome=\"success\"");
 
-    Run r = run(bench(api, "--api-key", KEY, "--json").toArray(String[]::new));
+    CommandLineTest.Run r = run(bench(api, "--api-key", KEY, "--json").toArray(String[]::new));
     assertEquals(0, r.code(), r.err());
     JsonNode j = json(r);
     assertEquals(api, j.get("api").asText());
@@ -230,7 +213,7 @@ class BenchServeCommandTest {
   @MethodSource("refusals")
   void withoutTheKeyEveryRequestFailsCountedByStatusAndTheExitCodeSaysSo(String api, String kind)
       throws Exception {
-    Run r = run(bench(api, "--model", "tiny", "--json").toArray(String[]::new));
+    CommandLineTest.Run r = run(bench(api, "--model", "tiny", "--json").toArray(String[]::new));
     assertEquals(1, r.code(), "nothing completed: " + r.out() + r.err());
     JsonNode j = json(r);
     assertEquals(0, j.get("completed").asInt());
@@ -241,7 +224,7 @@ class BenchServeCommandTest {
 
   @Test
   void theTextReportHasTheThroughputTheLatencyTableAndNoErrors() {
-    Run r = run(bench("tgi", "--api-key", KEY).toArray(String[]::new));
+    CommandLineTest.Run r = run(bench("tgi", "--api-key", KEY).toArray(String[]::new));
     assertEquals(0, r.code(), r.err());
     assertTrue(r.out().contains("requests:   6 completed, 0 failed"), r.out());
     assertTrue(r.out().contains("output tokens/s"), r.out());
@@ -289,7 +272,7 @@ class BenchServeCommandTest {
   @ParameterizedTest
   @MethodSource("badFlags")
   void aBadFlagExitsTwoWithAMessageNamingIt(String[] args, String message) {
-    Run r = run(args);
+    CommandLineTest.Run r = run(args);
     assertEquals(2, r.code(), r.err());
     assertTrue(r.err().contains(message), r.err());
     assertTrue(r.out().isEmpty(), r.out());
