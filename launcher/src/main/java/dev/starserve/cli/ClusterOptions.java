@@ -34,8 +34,12 @@ final class ClusterOptions {
 
   @Option(
       names = "--cluster-host",
-      defaultValue = ClusterSettings.DEFAULT_BIND_HOST,
-      description = "interface Hazelcast binds and announces (default: ${DEFAULT-VALUE})")
+      defaultValue = "",
+      description =
+          "interface Hazelcast binds and announces; in a pod give the pod IP. 0.0.0.0 binds every"
+              + " interface and announces the first non-loopback IPv4 address (default: "
+              + ClusterSettings.DEFAULT_BIND_HOST
+              + " with tcp-ip, 0.0.0.0 with kubernetes)")
   String clusterHost;
 
   @Option(
@@ -43,44 +47,83 @@ final class ClusterOptions {
       defaultValue = "tcp-ip",
       description =
           "tcp-ip (the --cluster-members list) or kubernetes (DNS lookup of"
-              + " --kubernetes-service) (default: ${DEFAULT-VALUE})")
+              + " --kubernetes-service; every member listens on --cluster-port, default "
+              + ClusterSettings.KUBERNETES_DEFAULT_PORT
+              + ") (default: ${DEFAULT-VALUE})")
   String discovery;
 
   @Option(
       names = "--kubernetes-service",
       defaultValue = "",
-      description = "headless service DNS name for kubernetes discovery")
+      description =
+          "DNS name of the headless service selecting the cluster's pods (kubernetes discovery),"
+              + " e.g. starserve-hz.NAMESPACE.svc.cluster.local")
   String kubernetesService;
 
-  @Option(
-      names = "--kubernetes-namespace",
-      defaultValue = "",
-      description = "namespace for kubernetes discovery (default: the pod's own)")
+  // NOTE: Hazelcast's DNS lookup mode ignores a namespace (only its Kubernetes API mode reads one),
+  // so the flag is refused rather than silently dropped; the namespace goes into the DNS name.
+  @Option(names = "--kubernetes-namespace", defaultValue = "", hidden = true)
   String kubernetesNamespace;
 
-  /** The validated settings these flags describe. */
+  /**
+   * The validated settings these flags describe.
+   *
+   * @throws IllegalArgumentException naming the flag, for a value or combination that cannot work
+   */
   ClusterSettings settings() {
-    ClusterSettings s;
-    try {
-      s = ClusterSettings.tcpIp(clusterName, clusterPort, clusterMembers).withBindHost(clusterHost);
-      switch (discovery.strip().toLowerCase(Locale.ROOT)) {
-        case "tcp-ip", "tcp_ip" -> {}
-        case "kubernetes" -> s = s.withKubernetes(kubernetesService, kubernetesNamespace);
-        default ->
-            throw new IllegalArgumentException(
-                "must be tcp-ip or kubernetes, got '" + discovery + "'");
+    boolean kubernetes =
+        switch (discovery.strip().toLowerCase(Locale.ROOT)) {
+          case "tcp-ip", "tcp_ip" -> false;
+          case "kubernetes" -> true;
+          default ->
+              throw new IllegalArgumentException(
+                  "--cluster-discovery must be tcp-ip or kubernetes, got '" + discovery + "'");
+        };
+    if (!kubernetesNamespace.isBlank()) {
+      throw new IllegalArgumentException(
+          "--kubernetes-namespace is not supported: kubernetes discovery resolves"
+              + " --kubernetes-service as a DNS name, so put the namespace there"
+              + " (NAME.NAMESPACE.svc.cluster.local)");
+    }
+    if (kubernetes) {
+      if (kubernetesService.isBlank()) {
+        throw new IllegalArgumentException(
+            "--cluster-discovery kubernetes needs --kubernetes-service, the DNS name of the headless"
+                + " service selecting the cluster's pods (e.g."
+                + " starserve-hz.NAMESPACE.svc.cluster.local)");
       }
+      if (!clusterMembers.isBlank()) {
+        throw new IllegalArgumentException(
+            "--cluster-members is for --cluster-discovery tcp-ip; kubernetes discovery finds the"
+                + " members by a DNS lookup of --kubernetes-service");
+      }
+    } else if (!kubernetesService.isBlank()) {
+      throw new IllegalArgumentException(
+          "--kubernetes-service needs --cluster-discovery kubernetes (got --cluster-discovery "
+              + discovery
+              + ")");
+    }
+    String host =
+        !clusterHost.isBlank()
+            ? clusterHost.strip()
+            : kubernetes ? ClusterSettings.ANY_HOST : ClusterSettings.DEFAULT_BIND_HOST;
+    try {
+      ClusterSettings s =
+          ClusterSettings.tcpIp(clusterName, clusterPort, clusterMembers).withBindHost(host);
+      return kubernetes ? s.withKubernetes(kubernetesService, 0) : s;
     } catch (IllegalArgumentException e) {
       throw new IllegalArgumentException("cluster settings: " + e.getMessage(), e);
     }
-    return s;
   }
 
   /** Joins (or starts) the cluster; blocks until this member is up. */
   HazelcastInstance join() {
-    ClusterSettings s = settings();
-    HazelcastInstance hz = Hazelcast.newHazelcastInstance(HazelcastConfigs.build(s));
-    return hz;
+    return join(settings());
+  }
+
+  /** Joins (or starts) the cluster that {@code settings} describe; blocks until up. */
+  static HazelcastInstance join(ClusterSettings settings) {
+    return Hazelcast.newHazelcastInstance(HazelcastConfigs.build(settings));
   }
 
   /** This member's own Hazelcast address, as others list it in --cluster-members. */

@@ -2,6 +2,7 @@ package dev.starserve.cli;
 
 import com.hazelcast.core.HazelcastInstance;
 import dev.starserve.gateway.ClusterGateway;
+import dev.starserve.gateway.cluster.ClusterSettings;
 import dev.starserve.gateway.metrics.GatewayMetrics;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
@@ -111,6 +112,8 @@ final class ServeCommand implements Callable<Integer> {
   }
 
   Running start(PrintStream out) throws Exception {
+    // Checked before the model is made or loaded: a bad cluster flag fails at once.
+    ClusterSettings clusterSettings = cluster.settings();
     Path dir = model;
     if (dir == null) {
       Path cache = DefaultModel.cacheDir(System.getenv());
@@ -133,7 +136,7 @@ final class ServeCommand implements Callable<Integer> {
       secret = HexFormat.of().formatHex(b);
     }
     WorkerCommand worker = workerCommand(dir);
-    HazelcastInstance hz = cluster.join();
+    HazelcastInstance hz = ClusterOptions.join(clusterSettings);
     WorkerCommand.Running w = null;
     try {
       w = worker.start(hz, secret);

@@ -2,6 +2,7 @@ package dev.starserve.cli;
 
 import com.hazelcast.core.HazelcastInstance;
 import dev.starserve.engine.Engine;
+import dev.starserve.gateway.cluster.ClusterSettings;
 import dev.starserve.worker.api.WorkerOptions;
 import dev.starserve.worker.api.WorkerServer;
 import dev.starserve.worker.registry.RegistryPublisher;
@@ -210,6 +211,8 @@ final class WorkerCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--grpc-port must be in [0, 65535], got " + grpcPort);
     }
     Duration drain = parseDuration("--drain-timeout", drainTimeout);
+    // Checked before the model loads: a bad cluster flag fails at once, not minutes later.
+    ClusterSettings clusterSettings = sharedCluster == null ? cluster.settings() : null;
     String secret = secretOverride != null ? secretOverride : secret();
     LoadedModel lm =
         LoadedModel.open(
@@ -242,7 +245,7 @@ final class WorkerCommand implements Callable<Integer> {
               drain);
       WorkerServer server = new WorkerServer(vertx, engine, options);
       server.start().toCompletionStage().toCompletableFuture().get(60, TimeUnit.SECONDS);
-      hz = sharedCluster != null ? sharedCluster : cluster.join();
+      hz = sharedCluster != null ? sharedCluster : ClusterOptions.join(clusterSettings);
       String advertised = advertisedAddress(server.port());
       RegistryPublisher publisher =
           new RegistryPublisher(hz, () -> server.info().toBuilder().setAddress(advertised).build())

@@ -2,6 +2,7 @@ package dev.starserve.gateway.cluster;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.regex.Pattern;
 
 /**
  * How a process joins the Hazelcast cluster that holds the worker registry.
@@ -13,10 +14,16 @@ import java.util.List;
  * @param portCount how many ports the search tries
  * @param members the other members, {@code host} or {@code host:port}; with TCP_IP an empty list
  *     means this member starts alone (the others join it)
- * @param bindHost the interface this member binds and announces
+ * @param bindHost the interface this member binds and announces; {@value #ANY_HOST} binds every
+ *     interface and announces the address Hazelcast picks (the first non-loopback IPv4 address: in
+ *     a Kubernetes pod, the pod's IP)
  * @param discovery TCP_IP (fixed member list) or KUBERNETES (DNS lookup of a headless service)
- * @param kubernetesService the headless service's DNS name (KUBERNETES only)
- * @param kubernetesNamespace the namespace (KUBERNETES only; empty means the pod's own)
+ * @param kubernetesService the headless service's DNS name (KUBERNETES only), resolved as given
+ *     (Hazelcast's {@code service-dns}); a name without dots resolves through the pod's DNS search
+ *     path, so only in the pod's own namespace
+ * @param kubernetesServicePort the Hazelcast port of the addresses the DNS lookup returns
+ *     (Hazelcast's {@code service-port}; KUBERNETES only); 0 means this member's own {@code port},
+ *     or {@value #KUBERNETES_DEFAULT_PORT} when that is 0
  */
 public record ClusterSettings(
     String clusterName,
@@ -27,12 +34,21 @@ public record ClusterSettings(
     String bindHost,
     Discovery discovery,
     String kubernetesService,
-    String kubernetesNamespace) {
+    int kubernetesServicePort) {
 
   public static final String DEFAULT_CLUSTER_NAME = "starserve";
   public static final int DEFAULT_PORT_RANGE_START = 5701;
   public static final int DEFAULT_PORT_COUNT = 100;
   public static final String DEFAULT_BIND_HOST = "127.0.0.1";
+
+  /** {@code bindHost} that binds every interface and announces the address Hazelcast picks. */
+  public static final String ANY_HOST = "0.0.0.0";
+
+  /**
+   * The Hazelcast port of every member with KUBERNETES discovery when none is given: a DNS lookup
+   * returns addresses only, so all members must listen on the same, known port.
+   */
+  public static final int KUBERNETES_DEFAULT_PORT = 5701;
 
   /** How members find each other. */
   public enum Discovery {
@@ -65,11 +81,55 @@ public record ClusterSettings(
     if (discovery == null) {
       throw new IllegalArgumentException("discovery must be TCP_IP or KUBERNETES, got null");
     }
-    kubernetesService = kubernetesService == null ? "" : kubernetesService;
-    kubernetesNamespace = kubernetesNamespace == null ? "" : kubernetesNamespace;
-    if (discovery == Discovery.KUBERNETES && kubernetesService.isBlank()) {
-      throw new IllegalArgumentException("kubernetesService must be set for KUBERNETES discovery");
+    kubernetesService = kubernetesService == null ? "" : kubernetesService.strip();
+    if (kubernetesServicePort < 0 || kubernetesServicePort > 65535) {
+      throw new IllegalArgumentException(
+          "kubernetesServicePort must be in [0, 65535], got " + kubernetesServicePort);
     }
+    if (discovery == Discovery.KUBERNETES) {
+      if (kubernetesService.isEmpty()) {
+        throw new IllegalArgumentException(
+            "kubernetesService (the headless service's DNS name) must be set for KUBERNETES"
+                + " discovery");
+      }
+      if (!HOST_NAME.matcher(kubernetesService).matches()) {
+        throw new IllegalArgumentException(
+            "kubernetesService must be a DNS name such as"
+                + " starserve-hz.default.svc.cluster.local (no scheme, no port), got '"
+                + kubernetesService
+                + "'");
+      }
+      if (!members.isEmpty()) {
+        throw new IllegalArgumentException(
+            "members are for TCP_IP discovery; KUBERNETES discovery finds them by a DNS lookup of "
+                + kubernetesService
+                + ", got "
+                + members);
+      }
+    } else if (!kubernetesService.isEmpty() || kubernetesServicePort != 0) {
+      throw new IllegalArgumentException(
+          "kubernetesService and kubernetesServicePort are for KUBERNETES discovery only");
+    }
+  }
+
+  private static final Pattern HOST_NAME =
+      Pattern.compile("[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?");
+
+  /** Whether this member binds every interface ({@link #ANY_HOST}). */
+  public boolean bindsAnyHost() {
+    return ANY_HOST.equals(bindHost);
+  }
+
+  /**
+   * The Hazelcast port the DNS lookup's addresses are dialled on (KUBERNETES): {@code
+   * kubernetesServicePort}, else this member's fixed {@code port}, else {@value
+   * #KUBERNETES_DEFAULT_PORT}.
+   */
+  public int effectiveServicePort() {
+    if (kubernetesServicePort != 0) {
+      return kubernetesServicePort;
+    }
+    return port != 0 ? port : KUBERNETES_DEFAULT_PORT;
   }
 
   /** TCP-IP on loopback, a free port from 5701, the given members ("host:port,..." or empty). */
@@ -83,7 +143,7 @@ public record ClusterSettings(
         DEFAULT_BIND_HOST,
         Discovery.TCP_IP,
         "",
-        "");
+        0);
   }
 
   /** Splits {@code "host:port,host"} into its entries, dropping blanks. */
@@ -111,7 +171,7 @@ public record ClusterSettings(
         bindHost,
         discovery,
         kubernetesService,
-        kubernetesNamespace);
+        kubernetesServicePort);
   }
 
   public ClusterSettings withBindHost(String host) {
@@ -124,10 +184,14 @@ public record ClusterSettings(
         host,
         discovery,
         kubernetesService,
-        kubernetesNamespace);
+        kubernetesServicePort);
   }
 
-  public ClusterSettings withKubernetes(String service, String namespace) {
+  /**
+   * KUBERNETES discovery through a DNS lookup of {@code service}; the addresses it returns are
+   * dialled on {@code servicePort} (0: see {@link #effectiveServicePort()}).
+   */
+  public ClusterSettings withKubernetes(String service, int servicePort) {
     return new ClusterSettings(
         clusterName,
         port,
@@ -137,7 +201,7 @@ public record ClusterSettings(
         bindHost,
         Discovery.KUBERNETES,
         service,
-        namespace);
+        servicePort);
   }
 
   // NOTE: Hazelcast throws on "host:5701-5710" member strings (STACK.md trap 6), so ranges are

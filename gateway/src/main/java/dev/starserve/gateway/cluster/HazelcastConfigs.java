@@ -7,8 +7,8 @@ import com.hazelcast.config.NetworkConfig;
 /**
  * Builds the one Hazelcast configuration every StarServe process uses: no multicast, no
  * auto-detection, no phone-home, SLF4J logging, and either a fixed TCP-IP member list or Kubernetes
- * DNS discovery. The registry map needs no configuration (values are plain {@code byte[]}, TTLs are
- * per put).
+ * DNS discovery (a lookup of a headless service's name, which needs no Kubernetes API access). The
+ * registry map needs no configuration (values are plain {@code byte[]}, TTLs are per put).
  */
 public final class HazelcastConfigs {
   private HazelcastConfigs() {}
@@ -23,10 +23,18 @@ public final class HazelcastConfigs {
     config.setProperty("hazelcast.heartbeat.interval.seconds", "1");
     config.setProperty("hazelcast.max.no.heartbeat.seconds", "10");
     config.setProperty("hazelcast.shutdownhook.enabled", "false");
-    config.setProperty("hazelcast.socket.bind.any", "false");
+    // Bind only the chosen interface, unless that is every interface (ANY_HOST): then Hazelcast
+    // binds 0.0.0.0 and announces the address its picker finds (the first non-loopback IPv4
+    // address; in a pod, the pod IP).
+    config.setProperty("hazelcast.socket.bind.any", Boolean.toString(settings.bindsAnyHost()));
 
     NetworkConfig network = config.getNetworkConfig();
-    if (settings.port() == 0) {
+    if (settings.discovery() == ClusterSettings.Discovery.KUBERNETES && settings.port() == 0) {
+      // A DNS lookup yields addresses only; the others dial them on the service port, so this
+      // member must listen exactly there (a busy port fails the start instead of hiding it).
+      network.setPort(settings.effectiveServicePort());
+      network.setPortAutoIncrement(false);
+    } else if (settings.port() == 0) {
       network.setPort(settings.portRangeStart());
       network.setPortCount(settings.portCount());
       network.setPortAutoIncrement(true);
@@ -34,7 +42,9 @@ public final class HazelcastConfigs {
       network.setPort(settings.port());
       network.setPortAutoIncrement(false);
     }
-    network.getInterfaces().setEnabled(true).addInterface(settings.bindHost());
+    if (!settings.bindsAnyHost()) {
+      network.getInterfaces().setEnabled(true).addInterface(settings.bindHost());
+    }
 
     JoinConfig join = network.getJoin();
     join.getMulticastConfig().setEnabled(false);
@@ -46,18 +56,21 @@ public final class HazelcastConfigs {
         for (String member : settings.members()) {
           join.getTcpIpConfig().addMember(member);
         }
-        if (settings.members().isEmpty()) {
+        if (settings.members().isEmpty() && !settings.bindsAnyHost()) {
           // Alone, or the first of several: the others list this member.
           join.getTcpIpConfig().addMember(settings.bindHost());
         }
       }
       case KUBERNETES -> {
+        // Hazelcast's DNS lookup mode (service-dns): it resolves the name with
+        // InetAddress.getAllByName every join round and dials each address on service-port. It
+        // needs no Kubernetes API access (no token, no RBAC); namespace, service-name and the
+        // label selectors belong to the API mode and are not set.
         join.getTcpIpConfig().setEnabled(false);
-        var k8s = join.getKubernetesConfig().setEnabled(true);
-        k8s.setProperty("service-dns", settings.kubernetesService());
-        if (!settings.kubernetesNamespace().isBlank()) {
-          k8s.setProperty("namespace", settings.kubernetesNamespace());
-        }
+        join.getKubernetesConfig()
+            .setEnabled(true)
+            .setProperty("service-dns", settings.kubernetesService())
+            .setProperty("service-port", Integer.toString(settings.effectiveServicePort()));
       }
     }
     return config;

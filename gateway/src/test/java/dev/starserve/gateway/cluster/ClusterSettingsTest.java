@@ -31,7 +31,7 @@ class ClusterSettingsTest {
     assertEquals("clusterName must not be empty", name.getMessage());
     assertThrows(
         IllegalArgumentException.class,
-        () -> ClusterSettings.tcpIp("c", 0, "").withKubernetes("", "ns"));
+        () -> ClusterSettings.tcpIp("c", 0, "").withKubernetes("", 0));
   }
 
   @Test
@@ -57,21 +57,5 @@ class ClusterSettingsTest {
     Config fixed = HazelcastConfigs.build(ClusterSettings.tcpIp("unit", 5999, ""));
     assertEquals(5999, fixed.getNetworkConfig().getPort());
     assertFalse(fixed.getNetworkConfig().isPortAutoIncrement());
-  }
-
-  @Test
-  void kubernetesConfigUsesDnsDiscoveryInsteadOfTcpIp() {
-    Config config =
-        HazelcastConfigs.build(
-            ClusterSettings.tcpIp("k", 5701, "")
-                .withBindHost("0.0.0.0")
-                .withKubernetes("starserve-hz.default.svc.cluster.local", "default"));
-    JoinConfig join = config.getNetworkConfig().getJoin();
-    assertFalse(join.getTcpIpConfig().isEnabled());
-    assertFalse(join.getMulticastConfig().isEnabled());
-    assertTrue(join.getKubernetesConfig().isEnabled());
-    assertEquals(
-        "starserve-hz.default.svc.cluster.local",
-        join.getKubernetesConfig().getProperty("service-dns"));
   }
 }
