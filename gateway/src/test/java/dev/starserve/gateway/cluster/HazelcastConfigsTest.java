@@ -148,6 +148,30 @@ class HazelcastConfigsTest {
     assertEquals(2, a.getCluster().getMembers().size());
   }
 
+  @Test
+  void membersBindingEveryInterfaceJoinThroughTheLookupToo() throws Exception {
+    // The kubernetes default (no --cluster-host): bind 0.0.0.0 and announce the address Hazelcast
+    // picks (here whatever non-loopback address this machine has, in a pod the pod IP). The
+    // lookup still dials 127.0.0.1, which reaches the first member through its 0.0.0.0 socket.
+    String cluster = "dns-any-test-" + UUID.randomUUID();
+    int first = freePort();
+    HazelcastInstance a =
+        start(
+            ClusterSettings.tcpIp(cluster, first, "")
+                .withBindHost(ClusterSettings.ANY_HOST)
+                .withKubernetes("localhost", first));
+    HazelcastInstance b =
+        start(
+            ClusterSettings.tcpIp(cluster, freePort(), "")
+                .withBindHost(ClusterSettings.ANY_HOST)
+                .withKubernetes("localhost", first));
+    await(
+        "two members",
+        () -> a.getCluster().getMembers().size() == 2 && b.getCluster().getMembers().size() == 2);
+    System.out.println(
+        "bound to every interface, announced as " + a.getCluster().getLocalMember().getAddress());
+  }
+
   private HazelcastInstance start(ClusterSettings settings) {
     HazelcastInstance hz = Hazelcast.newHazelcastInstance(HazelcastConfigs.build(settings));
     members.add(hz);
