@@ -38,42 +38,69 @@ import org.slf4j.LoggerFactory;
  * path reads through a volatile field; it never waits on Hazelcast. A record whose {@code
  * updated_at_millis} is older than {@code maxAge} is dropped by a sweep every half {@code maxAge},
  * in case an expiry event was lost.
+ *
+ * <p>A record that lapses (expires, or grows older than {@code maxAge}) while the member that wrote
+ * it is still in the cluster is not forgotten at once: its worker leaves {@link #snapshot()} (no
+ * new requests) but stays in {@link #reachable()} (its requests in flight go on) until it refreshes
+ * its record again, its member leaves, its record is deleted, or {@code staleGrace} passes. A
+ * worker whose publisher thread is starved for a few seconds (a cold JVM on a busy machine) then
+ * does not lose its requests in flight; a hung one is still given up on after the grace.
  */
 public final class WorkerDirectory implements WorkerView, AutoCloseable {
   public static final String MAP_NAME = "starserve-workers";
   public static final Duration DEFAULT_MAX_AGE = Duration.ofSeconds(5);
+  public static final Duration DEFAULT_STALE_GRACE = Duration.ofSeconds(30);
 
   private static final Logger LOG = LoggerFactory.getLogger(WorkerDirectory.class);
 
   /** One live record and the member that last wrote it (null until an event says). */
   private record Entry(WorkerInfo info, UUID member) {}
 
+  /**
+   * A lapsed record of a worker whose member is still present, and when (local clock) it lapsed.
+   */
+  private record Stale(Entry entry, long sinceMillis) {}
+
   private final HazelcastInstance hazelcast;
   private final IMap<String, byte[]> map;
   private final long maxAgeMillis;
+  private final long staleGraceMillis;
   private final LongSupplier clock;
   private final CopyOnWriteArrayList<Runnable> listeners = new CopyOnWriteArrayList<>();
   private final Object lock = new Object();
   private final ScheduledExecutorService sweeper;
   private Map<String, Entry> entries = new HashMap<>(); // guarded by lock
+  private Map<String, Stale> stale = new HashMap<>(); // guarded by lock
   private volatile Map<String, WorkerInfo> snapshot = Map.of();
+  private volatile Map<String, WorkerInfo> reachable = Map.of();
   private UUID entryListenerId;
   private UUID membershipListenerId;
   private boolean closed;
 
   public WorkerDirectory(HazelcastInstance hazelcast) {
-    this(hazelcast, DEFAULT_MAX_AGE, System::currentTimeMillis);
+    this(hazelcast, DEFAULT_MAX_AGE, DEFAULT_STALE_GRACE, System::currentTimeMillis);
+  }
+
+  public WorkerDirectory(HazelcastInstance hazelcast, Duration maxAge, LongSupplier clock) {
+    this(hazelcast, maxAge, DEFAULT_STALE_GRACE, clock);
   }
 
   /**
    * @param maxAge records older than this (by their {@code updated_at_millis}) are ignored; the
    *     publisher's TTL. NOTE: it compares the worker's clock with this one, so clocks must agree
    *     to well within it.
+   * @param staleGrace how long a worker whose record lapsed while its member is still in the
+   *     cluster stays {@link #reachable()} (0: not at all)
    */
-  public WorkerDirectory(HazelcastInstance hazelcast, Duration maxAge, LongSupplier clock) {
+  public WorkerDirectory(
+      HazelcastInstance hazelcast, Duration maxAge, Duration staleGrace, LongSupplier clock) {
     if (maxAge.isNegative() || maxAge.isZero()) {
       throw new IllegalArgumentException("maxAge must be > 0, got " + maxAge);
     }
+    if (staleGrace.isNegative()) {
+      throw new IllegalArgumentException("staleGrace must be >= 0, got " + staleGrace);
+    }
+    this.staleGraceMillis = staleGrace.toMillis();
     this.hazelcast = hazelcast;
     this.map = hazelcast.getMap(MAP_NAME);
     this.maxAgeMillis = maxAge.toMillis();
@@ -115,6 +142,11 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
   @Override
   public Map<String, WorkerInfo> snapshot() {
     return snapshot;
+  }
+
+  @Override
+  public Map<String, WorkerInfo> reachable() {
+    return reachable;
   }
 
   @Override
@@ -168,30 +200,63 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
       if (isStale(info)) {
         return;
       }
+      if (old == null && stale.get(workerId) instanceof Stale s) {
+        old = s.entry();
+      }
       Map<String, Entry> next = new HashMap<>(entries);
       next.put(
           workerId, new Entry(info, member != null ? member : old == null ? null : old.member()));
-      publish(next);
+      Map<String, Stale> nextStale = stale;
+      if (stale.containsKey(workerId)) {
+        nextStale = new HashMap<>(stale);
+        nextStale.remove(workerId);
+        LOG.info("worker {} refreshed its record again", workerId);
+      }
+      publish(next, nextStale);
     }
   }
 
+  /** The record was deleted (the worker left the registry itself): forget it at once. */
   private void remove(Set<String> workerIds) {
     synchronized (lock) {
       Map<String, Entry> next = new HashMap<>(entries);
-      if (!next.keySet().removeAll(workerIds)) {
-        return;
+      Map<String, Stale> nextStale = new HashMap<>(stale);
+      boolean a = next.keySet().removeAll(workerIds);
+      boolean b = nextStale.keySet().removeAll(workerIds);
+      if (a || b) {
+        publish(next, nextStale);
       }
-      publish(next);
+    }
+  }
+
+  /** The record lapsed (expired or evicted): stale while its member is still here, else gone. */
+  private void lapse(Set<String> workerIds) {
+    synchronized (lock) {
+      Map<String, Entry> next = new HashMap<>(entries);
+      Map<String, Stale> nextStale = new HashMap<>(stale);
+      boolean changed = false;
+      for (String id : workerIds) {
+        Entry e = next.remove(id);
+        if (e != null) {
+          changed = true;
+          keepIfMemberPresent(id, e, nextStale);
+        }
+      }
+      if (changed) {
+        publish(next, nextStale);
+      }
     }
   }
 
   private void removeMember(UUID member) {
     synchronized (lock) {
       Map<String, Entry> next = new HashMap<>(entries);
-      if (!next.values().removeIf(e -> member.equals(e.member()))) {
-        return;
+      Map<String, Stale> nextStale = new HashMap<>(stale);
+      boolean a = next.values().removeIf(e -> member.equals(e.member()));
+      boolean b = nextStale.values().removeIf(s -> member.equals(s.entry().member()));
+      if (a || b) {
+        publish(next, nextStale);
       }
-      publish(next);
     }
   }
 
@@ -199,8 +264,30 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
     try {
       synchronized (lock) {
         Map<String, Entry> next = new HashMap<>(entries);
-        if (next.values().removeIf(e -> isStale(e.info()))) {
-          publish(next);
+        Map<String, Stale> nextStale = new HashMap<>(stale);
+        boolean changed = false;
+        for (var it = next.entrySet().iterator(); it.hasNext(); ) {
+          Map.Entry<String, Entry> e = it.next();
+          if (isStale(e.getValue().info())) {
+            it.remove();
+            changed = true;
+            keepIfMemberPresent(e.getKey(), e.getValue(), nextStale);
+          }
+        }
+        long now = clock.getAsLong();
+        for (var it = nextStale.entrySet().iterator(); it.hasNext(); ) {
+          Map.Entry<String, Stale> e = it.next();
+          if (now - e.getValue().sinceMillis() >= staleGraceMillis) {
+            LOG.warn(
+                "worker {} has not refreshed its record for {} ms past its expiry; given up on",
+                e.getKey(),
+                now - e.getValue().sinceMillis());
+            it.remove();
+            changed = true;
+          }
+        }
+        if (changed) {
+          publish(next, nextStale);
         }
       }
     } catch (RuntimeException e) {
@@ -208,16 +295,40 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
     }
   }
 
+  // Called with lock held.
+  private void keepIfMemberPresent(String workerId, Entry e, Map<String, Stale> nextStale) {
+    if (staleGraceMillis > 0 && e.member() != null && isMember(e.member())) {
+      LOG.warn(
+          "worker {}'s record lapsed but its cluster member is still here: no new requests, the"
+              + " ones in flight go on (for up to {} ms)",
+          workerId,
+          staleGraceMillis);
+      nextStale.put(workerId, new Stale(e, clock.getAsLong()));
+    }
+  }
+
+  private boolean isMember(UUID member) {
+    for (Member m : hazelcast.getCluster().getMembers()) {
+      if (m.getUuid().equals(member)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   private boolean isStale(WorkerInfo info) {
     return clock.getAsLong() - info.getUpdatedAtMillis() > maxAgeMillis;
   }
 
   // Called with lock held.
-  private void publish(Map<String, Entry> next) {
+  private void publish(Map<String, Entry> next, Map<String, Stale> nextStale) {
     entries = next;
+    stale = nextStale;
     Map<String, WorkerInfo> view = new HashMap<>();
     next.forEach((id, e) -> view.put(id, e.info()));
     snapshot = Map.copyOf(view);
+    nextStale.forEach((id, st) -> view.putIfAbsent(id, st.entry().info()));
+    reachable = Map.copyOf(view);
     for (Runnable l : listeners) {
       try {
         l.run();
@@ -267,17 +378,21 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
 
     @Override
     public void entryRemoved(EntryEvent<String, byte[]> event) {
-      drop(event);
+      try {
+        remove(Set.of(event.getKey()));
+      } catch (RuntimeException e) {
+        LOG.warn("registry event failed", e);
+      }
     }
 
     @Override
     public void entryEvicted(EntryEvent<String, byte[]> event) {
-      drop(event);
+      lapsed(event);
     }
 
     @Override
     public void entryExpired(EntryEvent<String, byte[]> event) {
-      drop(event);
+      lapsed(event);
     }
 
     private void upsert(EntryEvent<String, byte[]> event) {
@@ -291,9 +406,9 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
       }
     }
 
-    private void drop(EntryEvent<String, byte[]> event) {
+    private void lapsed(EntryEvent<String, byte[]> event) {
       try {
-        remove(Set.of(event.getKey()));
+        lapse(Set.of(event.getKey()));
       } catch (RuntimeException e) {
         LOG.warn("registry event failed", e);
       }

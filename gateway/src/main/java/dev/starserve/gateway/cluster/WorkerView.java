@@ -9,8 +9,17 @@ import java.util.Map;
  * {@link WorkerDirectory} keeps it from the Hazelcast registry; tests give a fixed one.
  */
 public interface WorkerView {
-  /** Live records by worker id; an immutable snapshot. */
+  /** Live records by worker id; an immutable snapshot. New requests go only to these. */
   Map<String, WorkerInfo> snapshot();
+
+  /**
+   * The workers whose requests in flight should go on: the live ones, plus those whose record
+   * lapsed while their process is evidently still there (still a cluster member), for a grace
+   * period. A worker missing here has left: its requests in flight are failed over.
+   */
+  default Map<String, WorkerInfo> reachable() {
+    return snapshot();
+  }
 
   /** Live records of the workers serving {@code modelId} (any state), in worker id order. */
   default List<WorkerInfo> workers(String modelId) {

@@ -167,7 +167,10 @@ final class Relay implements GenerationStream {
         });
   }
 
-  /** The watchdog: a worker that left the registry while serving us is given up on. */
+  /**
+   * The watchdog: a worker that left while serving us (missing from {@code live}, the directory's
+   * {@link dev.starserve.gateway.cluster.WorkerView#reachable()}) is given up on.
+   */
   void checkWorker(Map<String, WorkerInfo> live) {
     onContext(
         () -> {

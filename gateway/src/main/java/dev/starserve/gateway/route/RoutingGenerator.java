@@ -220,7 +220,9 @@ public final class RoutingGenerator implements Generator, AutoCloseable {
   }
 
   private void workersChanged() {
-    Map<String, WorkerInfo> now = workers.snapshot();
+    // Reachable, not just live: a worker whose record lapsed while its member is still in the
+    // cluster takes no new requests, but its open streams (and their connections) go on.
+    Map<String, WorkerInfo> now = workers.reachable();
     // NOTE: most changes are heartbeats (load figures); only joins and departures concern the
     // open streams and the clients.
     Set<String> ids =

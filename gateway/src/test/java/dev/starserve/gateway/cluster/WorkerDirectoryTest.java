@@ -21,15 +21,16 @@ import org.junit.jupiter.api.Test;
 /** The directory on one loopback member, with records written straight into the map. */
 class WorkerDirectoryTest {
   private static HazelcastInstance hazelcast;
+  private static String clusterName;
 
   @BeforeAll
   static void startMember() {
     int start = 21000 + (int) (Math.random() * 20000);
+    clusterName = "directory-test-" + UUID.randomUUID();
     hazelcast =
         Hazelcast.newHazelcastInstance(
             HazelcastConfigs.build(
-                ClusterSettings.tcpIp("directory-test-" + UUID.randomUUID(), 0, "")
-                    .withPortRange(start, 100)));
+                ClusterSettings.tcpIp(clusterName, 0, "").withPortRange(start, 100)));
   }
 
   @AfterAll
@@ -99,6 +100,59 @@ class WorkerDirectoryTest {
       clock.addAndGet(501); // "fresh" stops being refreshed
       await("fresh swept", () -> directory.snapshot().isEmpty());
       assertTrue(map.containsKey("fresh"), "the sweep, not Hazelcast, dropped it");
+    }
+  }
+
+  @Test
+  void aLapsedRecordOfAPresentMemberStaysReachableUntilTheGraceEndsOrTheMemberLeaves()
+      throws Exception {
+    IMap<String, byte[]> map = hazelcast.getMap(WorkerDirectory.MAP_NAME);
+    map.clear();
+    AtomicLong clock = new AtomicLong(System.currentTimeMillis());
+    int port = hazelcast.getCluster().getLocalMember().getSocketAddress().getPort();
+    HazelcastInstance other =
+        Hazelcast.newHazelcastInstance(
+            HazelcastConfigs.build(
+                ClusterSettings.tcpIp(clusterName, 0, "127.0.0.1:" + port)
+                    .withPortRange(port + 1, 100)));
+    try (WorkerDirectory directory =
+        new WorkerDirectory(hazelcast, Duration.ofMillis(500), Duration.ofSeconds(2), clock::get)
+            .start()) {
+      long t0 = clock.get();
+      // Written by this member and by the other one: the events name the writer.
+      map.set("here", record("here", "m", WorkerState.READY, t0).toByteArray());
+      IMap<String, byte[]> fromOther = other.getMap(WorkerDirectory.MAP_NAME);
+      fromOther.set("there", record("there", "m", WorkerState.READY, t0).toByteArray());
+      await("both live", () -> directory.snapshot().size() == 2);
+
+      clock.addAndGet(501); // neither refreshes: both lapse, both members are present
+      await("both lapsed", () -> directory.snapshot().isEmpty());
+      assertEquals(2, directory.reachable().size(), "kept for their requests in flight");
+      assertTrue(directory.workers("m").isEmpty(), "no new requests");
+
+      // A refresh makes one live again.
+      map.set("here", record("here", "m", WorkerState.READY, clock.get()).toByteArray());
+      await("here live again", () -> directory.snapshot().containsKey("here"));
+      assertEquals(2, directory.reachable().size());
+
+      // The writer of the other one leaves: its worker is gone at once.
+      other.getLifecycleService().terminate();
+      await("there gone", () -> !directory.reachable().containsKey("there"));
+
+      // A lapsed record is kept only for the grace.
+      clock.addAndGet(501);
+      await("here lapsed", () -> directory.snapshot().isEmpty());
+      assertTrue(directory.reachable().containsKey("here"));
+      clock.addAndGet(2000);
+      await("grace over", () -> directory.reachable().isEmpty());
+
+      // A deleted record (the worker left the registry itself) is gone at once.
+      map.set("bye", record("bye", "m", WorkerState.READY, clock.get()).toByteArray());
+      await("bye live", () -> directory.snapshot().containsKey("bye"));
+      map.delete("bye");
+      await("bye gone", () -> directory.reachable().isEmpty());
+    } finally {
+      other.getLifecycleService().terminate();
     }
   }
 }

@@ -277,6 +277,28 @@ class RoutingGeneratorTest {
     await("the hung call is cancelled on the worker", () -> a.cancellations.get() == 1);
   }
 
+  @Test
+  void aWorkerWhoseRecordLapsesWhileStillAMemberFinishesItsStreamsButTakesNoNewOnes()
+      throws Exception {
+    a.tokenDelayMillis = 40;
+    String prompt = promptPreferring(a, "class Stale:");
+    Heard heard = new Heard();
+    start(router, request(prompt, 8), heard);
+    await("two tokens arrive", () -> heard.tokens.size() >= 2);
+    view.markStale(a.id);
+    assertComplete(heard, prompt, 8);
+    assertEquals(0, failedOver.get(), "not failed over");
+    assertEquals(0, a.cancellations.get());
+    assertEquals(List.of(), b.requests);
+
+    String next = promptPreferring(a, "class Fresh:");
+    Heard second = new Heard();
+    start(router, request(next, 3), second);
+    assertComplete(second, next, 3);
+    assertEquals(1, b.requests.size(), "a new request avoids the stale worker");
+    assertEquals(1, a.requests.size());
+  }
+
   /** Starts the sequence inside a gRPC context whose deadline is {@code millis} away. */
   private GenerationStream[] startWithDeadline(
       RoutingGenerator r, GenerateRequest req, Heard heard, long millis) {

@@ -9,6 +9,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 /** A WorkerView the test sets by hand. */
 final class StaticView implements WorkerView {
   private volatile Map<String, WorkerInfo> workers = Map.of();
+  private volatile Map<String, WorkerInfo> stale = Map.of();
   private final CopyOnWriteArrayList<Runnable> listeners = new CopyOnWriteArrayList<>();
 
   void put(WorkerInfo w) {
@@ -20,6 +21,19 @@ final class StaticView implements WorkerView {
   void remove(String id) {
     Map<String, WorkerInfo> next = new HashMap<>(workers);
     next.remove(id);
+    Map<String, WorkerInfo> nextStale = new HashMap<>(stale);
+    nextStale.remove(id);
+    stale = Map.copyOf(nextStale);
+    set(next);
+  }
+
+  /** As the directory does when a record lapses but the worker's member is still present. */
+  void markStale(String id) {
+    Map<String, WorkerInfo> next = new HashMap<>(workers);
+    WorkerInfo w = next.remove(id);
+    Map<String, WorkerInfo> nextStale = new HashMap<>(stale);
+    nextStale.put(id, w);
+    stale = Map.copyOf(nextStale);
     set(next);
   }
 
@@ -31,6 +45,13 @@ final class StaticView implements WorkerView {
   @Override
   public Map<String, WorkerInfo> snapshot() {
     return workers;
+  }
+
+  @Override
+  public Map<String, WorkerInfo> reachable() {
+    Map<String, WorkerInfo> all = new HashMap<>(stale);
+    all.putAll(workers);
+    return Map.copyOf(all);
   }
 
   @Override
