@@ -30,7 +30,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -176,7 +175,9 @@ class DashboardMetricsTest {
           p.path("fieldConfig").path("defaults").path("unit").asText().isEmpty(),
           title + ": no unit");
       int queries = 0;
+      Set<String> refIds = new HashSet<>();
       for (JsonNode t : p.path("targets")) {
+        assertTrue(refIds.add(t.path("refId").asText()), title + ": refId twice");
         assertEquals("${datasource}", t.path("datasource").path("uid").asText(), title);
         if (!t.path("expr").asText().isBlank()) {
           queries++;
@@ -189,7 +190,7 @@ class DashboardMetricsTest {
   @Test
   void everyMetricAndLabelInTheQueriesIsExposed() {
     List<String> problems = new ArrayList<>();
-    for (Map.Entry<String, String> q : queries().entrySet()) {
+    for (Map.Entry<String, String> q : queries()) {
       Query query = parse(q.getValue(), problems, q.getKey());
       Set<String> labelsOfAll = new HashSet<>(TARGET_LABELS);
       for (Use use : query.uses()) {
@@ -238,7 +239,7 @@ class DashboardMetricsTest {
   void everyStarServeMetricIsOnTheDashboard() {
     Set<String> used = new TreeSet<>();
     List<String> ignored = new ArrayList<>();
-    for (Map.Entry<String, String> q : queries().entrySet()) {
+    for (Map.Entry<String, String> q : queries()) {
       for (Use u : parse(q.getValue(), ignored, q.getKey()).uses()) {
         Exposition e = exposing(u.name());
         if (e != null) {
@@ -305,24 +306,34 @@ class DashboardMetricsTest {
   }
 
   /** Every PromQL of the dashboard, keyed by where it is: panel targets and variable queries. */
-  private static Map<String, String> queries() {
-    Map<String, String> out = new LinkedHashMap<>();
+  private static List<Map.Entry<String, String>> queries() {
+    List<Map.Entry<String, String>> out = new ArrayList<>();
     for (JsonNode p : queryPanels()) {
       for (JsonNode t : p.path("targets")) {
-        out.put(
-            "panel '" + p.path("title").asText() + "' " + t.path("refId").asText(),
-            t.path("expr").asText());
+        out.add(
+            Map.entry(
+                "panel "
+                    + p.path("id").asInt()
+                    + " '"
+                    + p.path("title").asText()
+                    + "' "
+                    + t.path("refId").asText(),
+                t.path("expr").asText()));
       }
     }
     for (JsonNode v : dashboard.path("templating").path("list")) {
       if (v.path("type").asText().equals("query")) {
         JsonNode q = v.path("query");
         String text = q.isTextual() ? q.asText() : q.path("query").asText();
+        if (v.has("definition")) {
+          assertEquals(text, v.path("definition").asText(), "definition of " + v.path("name"));
+        }
         Matcher lv = LABEL_VALUES.matcher(text);
         // label_values(X, l) asks for the values of l among the series of X
-        out.put(
-            "variable " + v.path("name").asText(),
-            lv.matches() ? "count by (" + lv.group(2) + ") (" + lv.group(1) + ")" : text);
+        out.add(
+            Map.entry(
+                "variable " + v.path("name").asText(),
+                lv.matches() ? "count by (" + lv.group(2) + ") (" + lv.group(1) + ")" : text));
       }
     }
     return out;
