@@ -411,6 +411,7 @@ public final class Engine implements AutoCloseable {
             kv.numUsedBlocks(),
             kv.numFreeBlocks(),
             kv.prefixHitTokens(),
+            kv.prefixQueryTokens(),
             tokensScheduled,
             tokensScheduledTotal,
             stepNanos,

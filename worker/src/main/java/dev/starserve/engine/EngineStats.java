@@ -9,6 +9,8 @@ package dev.starserve.engine;
  * @param kvBlocksUsed KV blocks referenced by sequences
  * @param kvBlocksFree KV blocks free (including cached, evictable ones)
  * @param prefixCacheHitTokensTotal prompt tokens found in the prefix cache since start
+ * @param prefixCacheQueryTokensTotal tokens looked up in the prefix cache since start (of which
+ *     {@code prefixCacheHitTokensTotal} were found)
  * @param tokensScheduled tokens computed by the last step
  * @param tokensScheduledTotal tokens computed since start (prompt tokens found in the prefix cache
  *     are not computed, recomputed ones after a preemption are)
@@ -22,9 +24,10 @@ public record EngineStats(
     int kvBlocksUsed,
     int kvBlocksFree,
     long prefixCacheHitTokensTotal,
+    long prefixCacheQueryTokensTotal,
     int tokensScheduled,
     long tokensScheduledTotal,
     long stepNanos,
     long steps) {
-  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
 }

@@ -43,6 +43,7 @@ public final class KvBlockManager {
   private final int[] hits; // [numBlocks] scratch: blocks of the cached prefix being matched
   private int usedBlocks;
   private long prefixHitTokens;
+  private long prefixQueryTokens;
 
   /** The blocks of one sequence and how far its prefix has been entered in the cache. */
   private static final class Sequence {
@@ -175,6 +176,9 @@ public final class KvBlockManager {
       seq.add(takeFree());
     }
     prefixHitTokens += seq.cachedTokens;
+    if (reusePrefix && prefixCaching) {
+      prefixQueryTokens += tokens.length;
+    }
     sequences.put(seqId, seq);
     return true;
   }
@@ -306,6 +310,14 @@ public final class KvBlockManager {
   /** Running total of tokens found in the prefix cache at admission. */
   public long prefixHitTokens() {
     return prefixHitTokens;
+  }
+
+  /**
+   * Running total of tokens looked up in the prefix cache at admission (all the sequence's tokens,
+   * of admissions that looked; the denominator of the hit rate {@link #prefixHitTokens}).
+   */
+  public long prefixQueryTokens() {
+    return prefixQueryTokens;
   }
 
   private Sequence require(long seqId) {

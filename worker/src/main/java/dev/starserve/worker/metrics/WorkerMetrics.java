@@ -63,6 +63,11 @@ public final class WorkerMetrics {
         .help("prompt tokens whose KV came from the prefix cache")
         .callback(cb -> cb.call(engine.stats().prefixCacheHitTokensTotal()))
         .register(registry);
+    CounterWithCallback.builder()
+        .name("starserve_worker_prefix_cache_query_tokens_total")
+        .help("tokens looked up in the prefix cache at admission (the hit rate's denominator)")
+        .callback(cb -> cb.call(engine.stats().prefixCacheQueryTokensTotal()))
+        .register(registry);
     batchTokens =
         Histogram.builder()
             .name("starserve_worker_batch_tokens")

@@ -121,12 +121,14 @@ class KvBlockManagerRandomizedTest {
     int numTokens = Math.min(prompt.length, hint + 1 + r.nextInt(2 * bs));
     int free = m.numFreeBlocks();
     long hitsBefore = m.prefixHitTokens();
+    long queriedBefore = m.prefixQueryTokens();
     long id = nextId++;
     if (!m.allocate(id, prompt, numTokens)) {
       refused++;
       assertFalse(m.hasSequence(id));
       assertEquals(free, m.numFreeBlocks());
       assertEquals(hitsBefore, m.prefixHitTokens());
+      assertEquals(queriedBefore, m.prefixQueryTokens());
       assertEquals(hint, m.cachedPrefixLength(prompt), "a refused admission evicted something");
       return;
     }
@@ -134,6 +136,7 @@ class KvBlockManagerRandomizedTest {
     int cached = m.cachedTokensAtAdmission(id);
     assertEquals(hint, cached);
     assertEquals(hitsBefore + cached, m.prefixHitTokens());
+    assertEquals(queriedBefore + prompt.length, m.prefixQueryTokens());
     int[] table = m.blockTable(id);
     assertEquals(blocksFor(numTokens), table.length);
     for (int i = 0; i < table.length; i++) {

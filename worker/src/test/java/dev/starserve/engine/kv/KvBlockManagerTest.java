@@ -46,6 +46,7 @@ class KvBlockManagerTest {
     assertEquals(4, m.blockTable(1).length);
     assertTrue(m.allocate(2, tokens, 0));
     assertEquals(0, m.blockTable(2).length);
+    assertEquals(0, m.prefixQueryTokens()); // no prefix caching, no lookups
     assertEquals(6, m.numFreeBlocks());
     assertEquals(4, m.numUsedBlocks());
     m.checkInvariants();
@@ -120,6 +121,22 @@ class KvBlockManagerTest {
   }
 
   @Test
+  void anAdmissionThatDoesNotReuseThePrefixIsNeitherAHitNorALookup() {
+    KvBlockManager m = new KvBlockManager(16, 4, true);
+    int[] prompt = run(0, 13);
+    admitComputed(m, 1, prompt);
+    assertEquals(13, m.prefixQueryTokens());
+    assertTrue(m.allocate(2, prompt, prompt.length, false));
+    assertEquals(0, m.cachedTokensAtAdmission(2));
+    assertEquals(0, m.prefixHitTokens());
+    assertEquals(13, m.prefixQueryTokens());
+    assertTrue(m.allocate(3, prompt, prompt.length));
+    assertEquals(12, m.prefixHitTokens());
+    assertEquals(26, m.prefixQueryTokens());
+    m.checkInvariants();
+  }
+
+  @Test
   void secondSequenceWithTheSameThreeFullBlocksGetsTheirIdsAndReportsTheirTokensAsCached() {
     KvBlockManager m = new KvBlockManager(16, 4, true);
     int[] prefix = run(0, 12);
@@ -127,6 +144,7 @@ class KvBlockManagerTest {
     int[] b = concat(prefix, new int[] {200, 201, 202});
     assertEquals(12, m.cachedPrefixLength(b));
     assertEquals(0, m.prefixHitTokens()); // a lookup alone changes nothing
+    assertEquals(14, m.prefixQueryTokens()); // sequence 1 looked and found nothing
     assertTrue(m.allocate(2, b, b.length));
     int[] tb = m.blockTable(2);
     assertArrayEquals(Arrays.copyOf(a, 3), Arrays.copyOf(tb, 3));
@@ -134,6 +152,7 @@ class KvBlockManagerTest {
     assertEquals(12, m.cachedTokensAtAdmission(2));
     assertEquals(0, m.cachedTokensAtAdmission(1));
     assertEquals(12, m.prefixHitTokens());
+    assertEquals(14 + 15, m.prefixQueryTokens());
     assertEquals(5, m.numUsedBlocks());
     assertEquals(11, m.numFreeBlocks());
     m.checkInvariants();

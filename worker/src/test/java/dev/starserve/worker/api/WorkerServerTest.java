@@ -520,6 +520,7 @@ class WorkerServerTest {
             "starserve_worker_kv_blocks_used",
             "starserve_worker_kv_blocks_total 256",
             "starserve_worker_prefix_cache_hit_tokens_total",
+            "starserve_worker_prefix_cache_query_tokens_total",
             "starserve_worker_batch_tokens_bucket",
             "starserve_worker_step_duration_seconds_bucket",
             "jvm_memory_used_bytes")) {
@@ -535,6 +536,9 @@ class WorkerServerTest {
     assertTrue(value(after, "starserve_worker_batch_tokens_count") >= 10, after);
     assertTrue(value(after, "starserve_worker_step_duration_seconds_count") >= 10, after);
     assertTrue(value(after, "starserve_worker_prefix_cache_hit_tokens_total") > 0, after);
+    double queried = value(after, "starserve_worker_prefix_cache_query_tokens_total");
+    assertTrue(queried >= 2 * prompt.length, after); // both prompts looked up
+    assertTrue(value(after, "starserve_worker_prefix_cache_hit_tokens_total") < queried, after);
   }
 
   static String scrape(WorkerServer s) throws Exception {
