@@ -24,7 +24,6 @@ import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
@@ -69,10 +68,9 @@ class LocalClusterScriptTest {
       }
     }
     for (long pid : pids) {
-      Optional<ProcessHandle> p = ProcessHandle.of(pid);
-      if (p.isPresent() && p.get().isAlive()) {
-        p.get().destroyForcibly();
-        p.get().onExit().get(10, TimeUnit.SECONDS);
+      if (alive(pid)) {
+        ProcessHandle.of(pid).ifPresent(ProcessHandle::destroyForcibly);
+        assertTrue(gone(pid), "pid " + pid + " is gone after SIGKILL");
       }
     }
   }
@@ -337,13 +335,26 @@ class LocalClusterScriptTest {
     return out;
   }
 
+  /**
+   * Whether the process runs. A zombie does not: the script's processes outlive it as orphans, and
+   * where PID 1 does not reap them (a container whose PID 1 is this build's java) they stay
+   * zombies.
+   */
   private static boolean alive(long pid) {
-    return ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false);
+    if (!ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) {
+      return false;
+    }
+    try {
+      String stat = Files.readString(Path.of("/proc", Long.toString(pid), "stat"));
+      return stat.charAt(stat.lastIndexOf(')') + 2) != 'Z';
+    } catch (IOException | RuntimeException e) {
+      return ProcessHandle.of(pid).isPresent(); // no /proc (macOS) or it just exited
+    }
   }
 
-  /** Whether the process is gone within a few seconds (an orphan is reaped by init). */
+  /** Whether the process is gone within a few seconds. */
   private static boolean gone(long pid) throws InterruptedException {
-    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
     while (alive(pid)) {
       if (System.nanoTime() > end) {
         return false;
