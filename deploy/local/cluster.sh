@@ -300,6 +300,7 @@ ready_workers() { # HOST HTTP_PORT -> the READY count (0 when none or no answer)
 
 LAUNCH=()
 STARTED=() # names started by this invocation, for cleanup when start fails
+STOPPED=0  # processes the last stop_processes signalled
 
 launch_command() {
   if [[ -n "${STARSERVE_CMD:-}" ]]; then
@@ -310,7 +311,14 @@ launch_command() {
     # NOTE: ./starserve rebuilds a stale jar by itself; N+1 of them at once would all build, so
     # one quick command runs first (building if needed) and the rest find the jar fresh.
     say "checking the starserve jar (built once when sources changed) ..."
-    "${LAUNCH[@]}" --version >/dev/null || fail "./starserve could not run (see above)"
+    local status
+    # stdout (the version) dropped; stderr (build output, errors) shown but for the JVM's
+    # incubator-module notice.
+    set +e
+    "${LAUNCH[@]}" --version 2>&1 >/dev/null | grep -v '^WARNING: Using incubator modules' >&2
+    status="${PIPESTATUS[0]}"
+    set -e
+    ((status == 0)) || fail "./starserve could not run (exit $status, see above)"
   fi
 }
 
@@ -463,7 +471,7 @@ cmd_start() {
   spawn gateway gateway --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
     --cluster-port "$CLUSTER_PORT" --cluster-name "$CLUSTER_NAME" \
     --cluster-secret-file "$SECRET_FILE" ${GATEWAY_OPTS[@]+"${GATEWAY_OPTS[@]}"}
-  wait_for "the gateway serves" 60 gateway_up
+  wait_for "the gateway serves" "$READY_TIMEOUT" gateway_up
 
   # The ports it bound (any given as 0 are known only now) and its Hazelcast address.
   local line http_addr grpc_addr member
@@ -515,6 +523,7 @@ cmd_start() {
 stop_processes() { # TIMEOUT_S
   local timeout="$1" marker="${STATE[SECRET_FILE]:-}" name pid
   local workers=() gateway=()
+  STOPPED=0
   for name in $(pid_names); do
     pid="$(read_pid "$name")"
     if [[ -n "$pid" ]] && ours "$pid" "$marker"; then
@@ -555,6 +564,7 @@ stop_group() { # TIMEOUT_S NAME:PID...
     fi
     sleep 0.2
   done
+  STOPPED=$((STOPPED + $#))
   for entry in "$@"; do
     # Reap it when it is this shell's own child (a failed start); others are reaped by init.
     wait "${entry##*:}" 2>/dev/null || true
@@ -572,7 +582,11 @@ cmd_stop() {
   [[ -n "$timeout" ]] || timeout=$((${STATE[DRAIN_TIMEOUT]:-30} + 15))
   is_uint "$timeout" || bad_input "--stop-timeout must be a whole number of seconds, got '$timeout'"
   stop_processes "$timeout"
-  say "stopped (logs stay in $DIR)"
+  if ((STOPPED == 0)); then
+    say "not running (its processes had exited; removed their pid files)"
+  else
+    say "stopped (logs stay in $DIR)"
+  fi
 }
 
 # ---- status and logs ---------------------------------------------------------------------------
