@@ -281,9 +281,28 @@ worker_address() { # NAME -> host:port the worker serves on, or nothing
 
 # Workers by state from the gateway's /metrics (starserve_gateway_workers{state="ready"} 2.0):
 # prints "state count" lines; fails when the gateway does not answer.
+http_get() { # HOST PORT PATH -> the body of a 200 answer; fails otherwise
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 3 "http://$1:$2$3" 2>/dev/null
+    return
+  fi
+  # No curl: HTTP/1.0 over bash's /dev/tcp; the server closes the connection after its answer.
+  local line status
+  { exec 3<>"/dev/tcp/$1/$2"; } 2>/dev/null || return 1
+  printf 'GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n' "$3" "$1" >&3
+  if IFS= read -r -t 3 status <&3 && [[ "$status" == *" 200 "* ]]; then
+    while IFS= read -r -t 3 line <&3 && [[ "$line" != $'\r' && -n "$line" ]]; do :; done
+    while IFS= read -r -t 3 line <&3 || [[ -n "$line" ]]; do printf '%s\n' "$line"; done
+    exec 3<&-
+    return 0
+  fi
+  exec 3<&-
+  return 1
+}
+
 worker_states() { # HOST HTTP_PORT
   local body
-  body="$(curl -fsS --max-time 3 "http://$1:$2/metrics" 2>/dev/null)" || return 1
+  body="$(http_get "$1" "$2" /metrics)" || return 1
   awk '/^starserve_gateway_workers\{/ {
          match($0, /state="[^"]*"/)
          printf "%s %d\n", substr($0, RSTART + 7, RLENGTH - 8), $NF
