@@ -180,6 +180,12 @@ class LocalClusterScriptTest {
     assertTrue(
         Files.readString(run.resolve("worker-1.log")).contains("draining"), "worker drained");
 
+    Run logs = script(30, "logs", "--dir", run.toString());
+    assertEquals(0, logs.code(), logs.both());
+    for (String name : List.of("gateway", "worker-1", "worker-2")) {
+      assertTrue(logs.out().contains("==> " + run.resolve(name + ".log") + " <=="), logs.both());
+    }
+
     Run stoppedAgain = script(30, "stop", "--dir", run.toString());
     assertEquals(0, stoppedAgain.code(), stoppedAgain.both());
     assertTrue(stoppedAgain.out().contains("not running"), stoppedAgain.both());
