@@ -118,7 +118,8 @@ async function checkObject(label, obj, index, renderDir) {
   let source = label;
   if (origin) {
     const o = YAML.parse(origin);
-    if (o?.path) source = `${relative(REPO, resolve(renderDir, o.path))} (${label})`;
+    // The file that defines the object; an overlay's patches may have changed it since.
+    if (o?.path) source = `${relative(REPO, resolve(renderDir, o.path))} (as ${label} renders it)`;
     delete meta.annotations[ORIGIN];
     if (Object.keys(meta.annotations).length === 0) delete meta.annotations;
   }
@@ -153,7 +154,7 @@ async function checkObject(label, obj, index, renderDir) {
 }
 
 function checkPrometheus(file) {
-  const report = (msg) => problems.push(`${file}: ${msg}`);
+  const report = (msg) => problems.push(`${relative(REPO, resolve(file))}: ${msg}`);
   let cfg;
   try {
     cfg = YAML.parse(readFileSync(file, 'utf8'), { strict: true, uniqueKeys: true });
