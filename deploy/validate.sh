@@ -35,6 +35,9 @@ fi
 WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
+# relpath FROM TO (GNU realpath --relative-to is not everywhere; node is needed anyway).
+relpath() { node -e 'console.log(require("node:path").relative(process.argv[1], process.argv[2]))' "$1" "$2"; }
+
 # render NAME DIR [COMPONENT_DIR...]: renders DIR (plus components) through a wrapper
 # kustomization that records each object's source file; prints the rendered file's path.
 render() {
@@ -42,7 +45,7 @@ render() {
   shift 2
   wrapper="$WORK/$name"
   mkdir -p "$wrapper"
-  rel="$(realpath --relative-to="$wrapper" "$dir")"
+  rel="$(relpath "$wrapper" "$dir")"
   {
     echo "apiVersion: kustomize.config.k8s.io/v1beta1"
     echo "kind: Kustomization"
@@ -50,11 +53,11 @@ render() {
     echo "resources: [\"$rel\"]"
     if (($#)); then
       echo "components:"
-      for c in "$@"; do echo "  - \"$(realpath --relative-to="$wrapper" "$c")\""; done
+      for c in "$@"; do echo "  - \"$(relpath "$wrapper" "$c")\""; done
     fi
   } > "$wrapper/kustomization.yaml"
   if ! kubectl kustomize "$wrapper" > "$wrapper/rendered.yaml" 2> "$wrapper/kustomize.err"; then
-    echo "deploy/validate.sh: kubectl kustomize ${dir#"$ROOT"/} failed:" >&2
+    echo "deploy/validate.sh: kubectl kustomize ${dir#"$ROOT"/}${1:+ with components ${*#"$ROOT"/}} failed:" >&2
     cat "$wrapper/kustomize.err" >&2
     return 1
   fi
