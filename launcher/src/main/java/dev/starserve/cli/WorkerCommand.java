@@ -250,6 +250,7 @@ final class WorkerCommand implements Callable<Integer> {
       RegistryPublisher publisher =
           new RegistryPublisher(hz, () -> server.info().toBuilder().setAddress(advertised).build())
               .start();
+      server.markReady();
       LOG.info(
           "worker {} registered as {} in cluster '{}' (Hazelcast member {})",
           options.workerId(),

@@ -53,6 +53,7 @@ public final class WorkerServer {
   private final WorkerMetrics metrics;
   private final WorkerService service;
   private final HealthStatusManager health = new HealthStatusManager();
+  private boolean draining; // guarded by health
   private HttpServer http;
   private volatile int port = -1;
 
@@ -78,8 +79,10 @@ public final class WorkerServer {
     GrpcIoServiceBridge.bridge(worker).bind(grpc);
     GrpcIoServiceBridge.bridge(healthDef).bind(grpc);
     GrpcIoServiceBridge.bridge(reflection).bind(grpc);
-    health.setStatus("", ServingStatus.SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    // Not ready until the worker is registered in the cluster (markReady): a Kubernetes readiness
+    // probe on Health must not send traffic to a worker no gateway can route to yet.
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
     engine.setStepListener(metrics::onStep);
 
     http =
@@ -130,6 +133,21 @@ public final class WorkerServer {
     }
   }
 
+  /**
+   * Turns {@code grpc.health.v1.Health} to SERVING: called once the worker has joined the cluster
+   * and published its record (the server answers NOT_SERVING from {@link #start()} until then, and
+   * again from {@link #drain()} on). Does nothing once draining has begun.
+   */
+  public void markReady() {
+    synchronized (health) {
+      if (draining) {
+        return;
+      }
+      health.setStatus("", ServingStatus.SERVING);
+      health.setStatus(SERVICE_NAME, ServingStatus.SERVING);
+    }
+  }
+
   /** The bound port, or -1 before {@link #start()} completed. */
   public int port() {
     return port;
@@ -169,8 +187,11 @@ public final class WorkerServer {
    * Idempotent: later calls return the same future.
    */
   public Future<Void> drain(Duration timeout) {
-    health.setStatus("", ServingStatus.NOT_SERVING);
-    health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    synchronized (health) {
+      draining = true;
+      health.setStatus("", ServingStatus.NOT_SERVING);
+      health.setStatus(SERVICE_NAME, ServingStatus.NOT_SERVING);
+    }
     return service.drain(timeout.toMillis());
   }
 

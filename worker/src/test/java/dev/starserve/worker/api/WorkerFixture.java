@@ -81,6 +81,13 @@ final class WorkerFixture implements AutoCloseable {
 
   /** A started server on a free loopback port. */
   WorkerServer server(Engine engine, WorkerOptions options) {
+    WorkerServer s = unreadyServer(engine, options);
+    s.markReady();
+    return s;
+  }
+
+  /** A started server that has not been marked ready (its Health answers NOT_SERVING). */
+  WorkerServer unreadyServer(Engine engine, WorkerOptions options) {
     WorkerServer s = new WorkerServer(vertx, engine, options);
     await(s.start().toCompletionStage().toCompletableFuture());
     open.add(() -> await(s.close().toCompletionStage().toCompletableFuture()));

@@ -272,6 +272,24 @@ class WorkerServerTest {
   }
 
   @Test
+  void healthIsNotServingUntilMarkedReadyAndStaysNotServingOnceDraining() {
+    WorkerServer server = fx.unreadyServer(fx.engine(8), WorkerFixture.options());
+    var health = HealthGrpc.newBlockingStub(fx.channel(server));
+    HealthCheckRequest whole = HealthCheckRequest.getDefaultInstance();
+    HealthCheckRequest api =
+        HealthCheckRequest.newBuilder().setService(WorkerServer.SERVICE_NAME).build();
+    assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING, health.check(whole).getStatus());
+    assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING, health.check(api).getStatus());
+    server.markReady();
+    assertEquals(HealthCheckResponse.ServingStatus.SERVING, health.check(whole).getStatus());
+    assertEquals(HealthCheckResponse.ServingStatus.SERVING, health.check(api).getStatus());
+    server.drain(java.time.Duration.ofSeconds(1));
+    server.markReady();
+    assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING, health.check(whole).getStatus());
+    assertEquals(HealthCheckResponse.ServingStatus.NOT_SERVING, health.check(api).getStatus());
+  }
+
+  @Test
   void withASecretCallsNeedItButHealthDoesNot() {
     WorkerServer server =
         fx.server(fx.engine(8), WorkerFixture.options().withSecret("s3cret-value"));
