@@ -225,6 +225,71 @@ extern "C" __global__ void linear_f16(const float* __restrict__ x, const void* _
   linear_tiled<DT_F16>(x, w, bias, biasType, n, in, outDim, out);
 }
 
+// linear_gemv: the same product for a few tokens (n <= GEMV_MAX_TOKENS: decode steps), where a
+// 64-token tile would leave most of the GPU idle. One warp per output feature r: the lanes walk
+// w[r][:] (so every weight is read once, by one warp) and x[t][:] for each token, then reduce
+// across the warp with shuffles; lane 0 adds the bias and writes.
+// grid (ceil(outDim / 8)), block (256) = 8 warps = 8 output features
+#define GEMV_MAX_TOKENS 8
+
+template <int DTYPE>
+__device__ void linear_gemv(const float* __restrict__ x, const void* __restrict__ w,
+                            const void* __restrict__ bias, int biasType, int n, int in,
+                            int outDim, float* __restrict__ out) {
+  const int r = (blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  const int lane = threadIdx.x & 31;
+  if (r >= outDim) {
+    return;  // the whole warp leaves together: r is the same for its 32 lanes
+  }
+  float acc[GEMV_MAX_TOKENS];
+#pragma unroll
+  for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
+    acc[t] = 0.0f;
+  }
+  const long long row = (long long)r * in;
+  for (int c = lane; c < in; c += 32) {
+    float wv = load_w<DTYPE>(w, row + c);
+#pragma unroll
+    for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
+      if (t < n) {
+        acc[t] = fmaf(x[(long long)t * in + c], wv, acc[t]);
+      }
+    }
+  }
+  float b = (lane == 0 && bias != nullptr) ? load_any(bias, r, biasType) : 0.0f;
+#pragma unroll
+  for (int t = 0; t < GEMV_MAX_TOKENS; t++) {
+    if (t < n) {
+      float v = acc[t];
+      for (int o = 16; o > 0; o >>= 1) {
+        v += __shfl_xor_sync(0xffffffffu, v, o);
+      }
+      if (lane == 0) {
+        out[(long long)t * outDim + r] = v + b;
+      }
+    }
+  }
+}
+
+extern "C" __global__ void linear_gemv_f32(const float* __restrict__ x, const void* __restrict__ w,
+                                           const void* __restrict__ bias, int biasType, int n,
+                                           int in, int outDim, float* __restrict__ out) {
+  linear_gemv<DT_F32>(x, w, bias, biasType, n, in, outDim, out);
+}
+
+extern "C" __global__ void linear_gemv_bf16(const float* __restrict__ x,
+                                            const void* __restrict__ w,
+                                            const void* __restrict__ bias, int biasType, int n,
+                                            int in, int outDim, float* __restrict__ out) {
+  linear_gemv<DT_BF16>(x, w, bias, biasType, n, in, outDim, out);
+}
+
+extern "C" __global__ void linear_gemv_f16(const float* __restrict__ x, const void* __restrict__ w,
+                                           const void* __restrict__ bias, int biasType, int n,
+                                           int in, int outDim, float* __restrict__ out) {
+  linear_gemv<DT_F16>(x, w, bias, biasType, n, in, outDim, out);
+}
+
 // ---------------------------------------------------------------------------------------------
 // activation: x = act(x) over len elements (rows 0..n-1 of the buffer).   grid-stride, 1-D
 extern "C" __global__ void activation(float* __restrict__ x, long long len, int kind) {

@@ -56,6 +56,7 @@ public final class CudaBackend implements Backend {
   static final String PTX_RESOURCE = "kernels.ptx";
 
   private static final int LINEAR_TILE = 64; // kernels.cu LIN_BM = LIN_BN
+  static final int GEMV_MAX_TOKENS = 8; // kernels.cu GEMV_MAX_TOKENS
   private static final int ATT_TJ = 32; // kernels.cu ATT_TJ
   private static final int ATT_ROWS_TARGET = 64; // query rows (tokens × heads) per attention block
   private static final int DEFAULT_SMEM = 48 * 1024; // dynamic shared memory without opting in
@@ -75,6 +76,9 @@ public final class CudaBackend implements Backend {
   private final CUfunction linearF32;
   private final CUfunction linearBf16;
   private final CUfunction linearF16;
+  private final CUfunction gemvF32;
+  private final CUfunction gemvBf16;
+  private final CUfunction gemvF16;
   private final CUfunction activation;
   private final CUfunction addInPlace;
   private final CUfunction gatherRows;
@@ -149,6 +153,9 @@ public final class CudaBackend implements Backend {
     linearF32 = function("linear_f32");
     linearBf16 = function("linear_bf16");
     linearF16 = function("linear_f16");
+    gemvF32 = function("linear_gemv_f32");
+    gemvBf16 = function("linear_gemv_bf16");
+    gemvF16 = function("linear_gemv_f16");
     activation = function("activation");
     addInPlace = function("add_in_place");
     gatherRows = function("gather_rows");
@@ -503,16 +510,18 @@ public final class CudaBackend implements Backend {
       return;
     }
     enter();
+    // A few tokens (decode): one warp per output feature. More: 64×64 shared-memory tiles.
+    boolean gemv = n <= GEMV_MAX_TOKENS;
     CUfunction f =
         switch (wm.dtype()) {
-          case F32 -> linearF32;
-          case BF16 -> linearBf16;
-          case F16 -> linearF16;
+          case F32 -> gemv ? gemvF32 : linearF32;
+          case BF16 -> gemv ? gemvBf16 : linearBf16;
+          case F16 -> gemv ? gemvF16 : linearF16;
         };
     launch(
         f,
-        ceilDiv(wm.rows(), LINEAR_TILE),
-        ceilDiv(n, LINEAR_TILE),
+        gemv ? ceilDiv(wm.rows(), 8) : ceilDiv(wm.rows(), LINEAR_TILE),
+        gemv ? 1 : ceilDiv(n, LINEAR_TILE),
         1,
         256,
         0,

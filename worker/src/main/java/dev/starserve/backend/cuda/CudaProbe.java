@@ -99,9 +99,13 @@ public final class CudaProbe {
   /** Maps a failure to load the native libraries to the reason a user needs. */
   static Result fromLinkageError(LinkageError e) {
     String msg = String.valueOf(e.getMessage());
-    if (msg.contains("libcuda")) {
+    int at = msg.indexOf("libcuda");
+    if (at >= 0) {
+      // JCuda's message is a report of several attempts; the dynamic linker's words are the news.
       return Result.unusable(
-          "no NVIDIA driver: libcuda.so.1 could not be loaded (" + firstLine(msg) + ")");
+          "no NVIDIA driver: libcuda.so.1 could not be loaded ("
+              + firstLine(msg.substring(at)).trim()
+              + ")");
     }
     return Result.unusable(
         "the JCuda driver binding could not be loaded ("

@@ -35,10 +35,15 @@ class CudaProbeTest {
         CudaProbe.fromLinkageError(
             new UnsatisfiedLinkError(
                 "Error while loading native library \"JCudaDriver-12.0.0-linux-x86_64\"\n"
-                    + "libcuda.so.1: cannot open shared object file: No such file or directory"));
+                    + "Stack trace from the attempt to load the library as a resource:\n"
+                    + "java.lang.UnsatisfiedLinkError: /tmp/libJCudaDriver-12.0.0-linux-x86_64.so:"
+                    + " libcuda.so.1: cannot open shared object file: No such file or directory\n"
+                    + "\tat java.base/jdk.internal.loader.NativeLibraries.load(Native Method)"));
     assertFalse(r.usable());
-    assertTrue(
-        r.reason().startsWith("no NVIDIA driver: libcuda.so.1 could not be loaded"), r.reason());
+    assertEquals(
+        "no NVIDIA driver: libcuda.so.1 could not be loaded (libcuda.so.1: cannot open shared"
+            + " object file: No such file or directory)",
+        r.reason());
     CudaProbe.Result other = CudaProbe.fromLinkageError(new NoClassDefFoundError("jcuda/Pointer"));
     assertTrue(other.reason().contains("NoClassDefFoundError: jcuda/Pointer"), other.reason());
   }

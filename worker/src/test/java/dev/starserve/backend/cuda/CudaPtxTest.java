@@ -59,6 +59,9 @@ class CudaPtxTest {
                 "linear_f32",
                 "linear_bf16",
                 "linear_f16",
+                "linear_gemv_f32",
+                "linear_gemv_bf16",
+                "linear_gemv_f16",
                 "activation",
                 "add_in_place",
                 "gather_rows",
@@ -92,6 +95,7 @@ class CudaPtxTest {
     assertEquals(
         4 * (2 * 48 * 128 + tj * 129 + 48 * tj + 3 * 48), CudaBackend.attentionSmem(1, 48, 128));
     assertEquals(define(src, "LIN_BM"), define(src, "LIN_BN"));
+    assertEquals(define(src, "GEMV_MAX_TOKENS"), CudaBackend.GEMV_MAX_TOKENS);
   }
 
   @Test
