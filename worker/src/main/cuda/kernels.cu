@@ -438,9 +438,10 @@ __device__ void attention_paged(const float* __restrict__ qkv, const int* __rest
   extern __shared__ float smem[];
   const int g = blockIdx.x;
   const int kh = blockIdx.y;
+  const int chunk = blockIdx.z;  // signed from here on: no unsigned arithmetic below
   const int groupHeads = nHead / kvHeads;
-  const int h0 = kh * groupHeads + blockIdx.z * headsPerBlock;  // first query head of the block
-  const int headCount = min(headsPerBlock, groupHeads - blockIdx.z * headsPerBlock);
+  const int h0 = kh * groupHeads + chunk * headsPerBlock;  // first query head of the block
+  const int headCount = min(headsPerBlock, groupHeads - chunk * headsPerBlock);
   const int t0 = groupFirst[g];
   const int tokens = groupCount[g];
   const int rows = tokens * headCount;  // row r: token t0 + r / headCount, head h0 + r % headCount
