@@ -57,8 +57,6 @@ public final class CudaBackend implements Backend {
 
   private static final int LINEAR_TILE = 64; // kernels.cu LIN_BM = LIN_BN
   static final int GEMV_MAX_TOKENS = 8; // kernels.cu GEMV_MAX_TOKENS
-  private static final int ATT_TJ = 32; // kernels.cu ATT_TJ
-  private static final int ATT_ROWS_TARGET = 64; // query rows (tokens × heads) per attention block
   private static final int DEFAULT_SMEM = 48 * 1024; // dynamic shared memory without opting in
   private static final long COPY_CHUNK = 1L << 30; // asByteBuffer needs < 2 GiB
 
@@ -107,9 +105,10 @@ public final class CudaBackend implements Backend {
   private final DeviceInts rowIndex = new DeviceInts();
   private BatchLayout uploadedBatch;
   private BatchLayout groupedBatch;
+  private QueryGroups grouped;
+  private BatchLayout checkedBatch;
+  private CudaKvCache checkedCache;
   private int groupedMax;
-  private int groups;
-  private int largestGroup;
 
   private boolean closed;
 
@@ -655,21 +654,10 @@ public final class CudaBackend implements Backend {
     }
     checkRows(in, n, "attention");
     checkRows(o, n, "attention");
-    int slotCount = kv.numBlocks() * kv.blockSize();
-    for (int t = 0; t < n; t++) {
-      int s = batch.slotMapping()[t];
-      if (s < 0 || s >= slotCount) {
-        throw new IllegalArgumentException(
-            "attention: token " + t + " maps to slot " + s + " of " + slotCount);
-      }
-    }
-    for (int[] table : batch.blockTables()) {
-      for (int blk : table) {
-        if (blk < 0 || blk >= kv.numBlocks()) {
-          throw new IllegalArgumentException(
-              "attention: block " + blk + " is outside the cache of " + kv.numBlocks());
-        }
-      }
+    if (batch != checkedBatch || kv != checkedCache) { // once per step, not once per layer
+      checkSlots(batch, kv);
+      checkedBatch = batch;
+      checkedCache = kv;
     }
     enter();
     uploadBatch(batch);
@@ -696,35 +684,17 @@ public final class CudaBackend implements Backend {
             ptr(vc)),
         "kv_store");
 
-    // 2. Attention per query group and K/V head (kernels.cu explains the grid).
-    int groupHeads = shape.nHead() / shape.kvHeads();
-    int headsPerBlock = groupHeads;
-    while (headsPerBlock > 1 && attentionSmem(1, headsPerBlock, hd) > maxSharedPerBlock) {
-      headsPerBlock = ceilDiv(headsPerBlock, 2);
-    }
-    int groupMax = Math.max(1, ATT_ROWS_TARGET / headsPerBlock);
-    while (groupMax > 1 && attentionSmem(groupMax, headsPerBlock, hd) > maxSharedPerBlock) {
-      groupMax--;
-    }
-    int smem = attentionSmem(1, headsPerBlock, hd);
-    if (smem > maxSharedPerBlock) {
-      throw new IllegalArgumentException(
-          "attention: head width "
-              + hd
-              + " needs "
-              + smem
-              + " bytes of shared memory per block; the GPU allows "
-              + maxSharedPerBlock);
-    }
-    groupTokens(batch, groupMax);
-    smem = attentionSmem(largestGroup, headsPerBlock, hd);
+    // 2. Attention per query group and K/V head (kernels.cu and AttentionPlan explain the grid).
+    AttentionPlan plan = AttentionPlan.choose(shape, maxSharedPerBlock);
+    QueryGroups groups = groupTokens(batch, plan.groupMax());
+    int smem = AttentionPlan.smem(groups.largest(), plan.headsPerBlock(), hd);
     CUfunction f = bf16 ? attentionBf16 : attentionF32;
     allowSmem(smem);
     launch(
         f,
-        groups,
+        groups.groups(),
         shape.kvHeads(),
-        ceilDiv(groupHeads, headsPerBlock),
+        ceilDiv(shape.nHead() / shape.kvHeads(), plan.headsPerBlock()),
         256,
         smem,
         Pointer.to(
@@ -740,7 +710,7 @@ public final class CudaBackend implements Backend {
             i32(shape.nHead()),
             i32(shape.kvHeads()),
             i32(hd),
-            i32(headsPerBlock),
+            i32(plan.headsPerBlock()),
             f32(shape.scale()),
             ptr(kc),
             ptr(vc),
@@ -748,11 +718,24 @@ public final class CudaBackend implements Backend {
         "attention");
   }
 
-  /** Dynamic shared memory of one attention block (the smem layout in kernels.cu). */
-  static int attentionSmem(int tokens, int heads, int hd) {
-    long rows = (long) tokens * heads;
-    long floats = 2 * rows * hd + (long) ATT_TJ * (hd + 1) + rows * ATT_TJ + 3 * rows;
-    return (int) Math.min(Integer.MAX_VALUE, floats * Float.BYTES);
+  /** Every slot and block of the step lies inside the cache (the kernels do not check). */
+  private static void checkSlots(BatchLayout batch, CudaKvCache kv) {
+    int slotCount = kv.numBlocks() * kv.blockSize();
+    for (int t = 0; t < batch.numTokens(); t++) {
+      int s = batch.slotMapping()[t];
+      if (s < 0 || s >= slotCount) {
+        throw new IllegalArgumentException(
+            "attention: token " + t + " maps to slot " + s + " of " + slotCount);
+      }
+    }
+    for (int[] table : batch.blockTables()) {
+      for (int blk : table) {
+        if (blk < 0 || blk >= kv.numBlocks()) {
+          throw new IllegalArgumentException(
+              "attention: block " + blk + " is outside the cache of " + kv.numBlocks());
+        }
+      }
+    }
   }
 
   /** Opts both attention kernels in to {@code bytes} of dynamic shared memory when above 48 KiB. */
@@ -795,36 +778,17 @@ public final class CudaBackend implements Backend {
     uploadedBatch = batch;
   }
 
-  /**
-   * Splits the batch into query groups: runs of consecutive tokens of one sequence, at most {@code
-   * groupMax} long. A decode step gives one group per token.
-   */
-  private void groupTokens(BatchLayout batch, int groupMax) {
-    if (batch == groupedBatch && groupMax == groupedMax) {
-      return;
+  /** The step's query groups, computed and uploaded once per BatchLayout and group size. */
+  private QueryGroups groupTokens(BatchLayout batch, int groupMax) {
+    if (batch != groupedBatch || groupMax != groupedMax) {
+      QueryGroups g = QueryGroups.of(batch.tokenSeq(), batch.numTokens(), groupMax);
+      groupFirst.upload(g.first(), g.groups());
+      groupCount.upload(g.count(), g.groups());
+      grouped = g;
+      groupedBatch = batch;
+      groupedMax = groupMax;
     }
-    int n = batch.numTokens();
-    int[] seq = batch.tokenSeq();
-    int[] first = new int[n];
-    int[] count = new int[n];
-    int g = 0;
-    int largest = 0;
-    for (int t = 0; t < n; t++) {
-      if (g > 0 && seq[first[g - 1]] == seq[t] && count[g - 1] < groupMax) {
-        count[g - 1]++;
-      } else {
-        first[g] = t;
-        count[g] = 1;
-        g++;
-      }
-      largest = Math.max(largest, count[g - 1]);
-    }
-    groupFirst.upload(first, g);
-    groupCount.upload(count, g);
-    groups = g;
-    largestGroup = largest;
-    groupedBatch = batch;
-    groupedMax = groupMax;
+    return grouped;
   }
 
   /** A growable int array in device memory (a per-step table). */

@@ -92,8 +92,8 @@ class CudaPtxTest {
     assertEquals(3, Activation.values().length, "a new activation needs a kernel");
     // The attention block's shared memory: q and acc rows, a padded K/V tile, scores, 3 per row.
     int tj = define(src, "ATT_TJ");
-    assertEquals(
-        4 * (2 * 48 * 128 + tj * 129 + 48 * tj + 3 * 48), CudaBackend.attentionSmem(1, 48, 128));
+    assertEquals(tj, AttentionPlan.ATT_TJ);
+    assertEquals(4 * (2 * 48 * 128 + tj * 129 + 48 * tj + 3 * 48), AttentionPlan.smem(1, 48, 128));
     assertEquals(define(src, "LIN_BM"), define(src, "LIN_BN"));
     assertEquals(define(src, "GEMV_MAX_TOKENS"), CudaBackend.GEMV_MAX_TOKENS);
   }
