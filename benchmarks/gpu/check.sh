@@ -11,6 +11,11 @@
 # jlink'ed runtime + the shaded jar) when present, else $JAVA_HOME or `java` (JDK >= 25) with
 # launcher/target/starserve.jar.
 #
+# With the device tool: it sends the checkout the session was started in (not a helper's worktree),
+# so the branch must be checked out there and benchmarks/gpu/bundle copied into it (git-ignored,
+# named in carry); then: run(command="benchmarks/gpu/check.sh", carry=["benchmarks/gpu/bundle"]).
+# Budget about 5 minutes: unpacking, two random models, four generate runs and the benchmark.
+#
 # Usage (repository root): benchmarks/gpu/check.sh [work dir, default /tmp/starserve-gpu]
 # Prints one SUMMARY line; exit 0 when every check passed.
 #
