@@ -339,6 +339,9 @@ public final class CudaBackend implements Backend {
     if (src.length < rows * b.cols()) {
       throw new IllegalArgumentException("src holds " + src.length + " floats, needs " + rows);
     }
+    if (rows == 0) {
+      return;
+    }
     enter();
     check(
         JCudaDriver.cuMemcpyHtoD(b.ptr, Pointer.to(src), (long) rows * b.cols() * Float.BYTES),
@@ -352,6 +355,9 @@ public final class CudaBackend implements Backend {
     if (dst.length < rows * b.cols()) {
       throw new IllegalArgumentException(
           "dst holds " + dst.length + " floats, needs " + rows * b.cols());
+    }
+    if (rows == 0) {
+      return;
     }
     enter();
     // Synchronous on the default stream: waits for every kernel before it, then copies.
