@@ -68,7 +68,7 @@ final class BenchCommand implements Runnable {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     Integer threads;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+    @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
     String device;
 
     @Option(
@@ -147,7 +147,7 @@ final class BenchCommand implements Runnable {
     @Option(names = "--threads", description = "compute threads (default: all cores)")
     Integer threads;
 
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+    @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
     String device;
 
     @Option(names = "--json", description = "print one JSON object")
@@ -161,7 +161,7 @@ final class BenchCommand implements Runnable {
               new GptBigCodeModel(
                   lm.dir().config(),
                   lm.dir().weights(),
-                  LoadedModel.backend(device, t),
+                  Devices.backend(device, t, quantize),
                   quantize)) {
         TeacherForcedComparison.Result r =
             QuantizeAccuracy.run(lm.model(), q, lm.tokenizer(), newTokens);

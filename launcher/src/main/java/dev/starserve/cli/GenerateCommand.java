@@ -58,7 +58,7 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--json", description = "print one JSON line instead of streaming text")
   boolean json;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+  @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
   String device;
 
   @Option(names = "--threads", description = "compute threads (default: all cores)")

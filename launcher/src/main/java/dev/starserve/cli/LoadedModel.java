@@ -2,8 +2,6 @@ package dev.starserve.cli;
 
 import dev.starserve.backend.Backend;
 import dev.starserve.backend.Quantization;
-import dev.starserve.backend.cpu.CpuBackend;
-import dev.starserve.backend.ref.ReferenceBackend;
 import dev.starserve.model.GptBigCodeModel;
 import dev.starserve.model.ModelDirectory;
 import dev.starserve.text.Tokenizer;
@@ -24,7 +22,7 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel mode
     ModelDirectory md = ModelDirectory.open(modelDir);
     try {
       Tokenizer tok = Tokenizer.load(md.tokenizerJson(), md.tokenizerConfigJson());
-      Backend backend = backend(device, threads);
+      Backend backend = Devices.backend(device, threads, quantize);
       return new LoadedModel(
           md, tok, new GptBigCodeModel(md.config(), md.weights(), backend, quantize));
     } catch (RuntimeException e) {
@@ -33,15 +31,9 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel mode
     }
   }
 
-  /** A new backend for {@code --device}. */
+  /** A new backend for {@code --device} holding unquantized weights ({@link Devices}). */
   static Backend backend(String device, int threads) {
-    return switch (device) {
-      case "cpu" -> new CpuBackend(threads);
-      case "reference" -> new ReferenceBackend();
-      default ->
-          throw new IllegalArgumentException(
-              "--device must be cpu or reference, got '" + device + "'");
-    };
+    return Devices.backend(device, threads, Quantization.NONE);
   }
 
   static int defaultThreads() {

@@ -65,7 +65,7 @@ final class ServeCommand implements Callable<Integer> {
       description = "on SIGTERM, how long running requests may finish (default: ${DEFAULT-VALUE})")
   String drainTimeout;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+  @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
   String device;
 
   @Option(names = "--threads", description = "compute threads (default: all cores)")

@@ -103,7 +103,7 @@ final class WorkerCommand implements Callable<Integer> {
 
   @Mixin ConfigFileOption config;
 
-  @Option(names = "--device", defaultValue = "cpu", description = "cpu or reference")
+  @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
   String device;
 
   @Option(names = "--threads", description = "compute threads (default: all cores)")
