@@ -5,12 +5,14 @@ import dev.starserve.backend.Quantization;
 import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.backend.ref.ReferenceBackend;
 import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.model.ModelDirectory;
+import dev.starserve.model.parallel.TensorParallelModel;
 import dev.starserve.text.Tokenizer;
 import java.nio.file.Path;
 
 /** A model directory opened for running: checkpoint, tokenizer, backend and forward pass. */
-record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel model)
+record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, LanguageModel model)
     implements AutoCloseable {
 
   static LoadedModel open(Path modelDir, String device, int threads) {
@@ -21,9 +23,22 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel mode
    * Opens {@code modelDir} on {@code device}, the linear layers' weights held as {@code quantize}.
    */
   static LoadedModel open(Path modelDir, String device, int threads, Quantization quantize) {
+    return open(modelDir, device, threads, quantize, 1);
+  }
+
+  /**
+   * Opens {@code modelDir} on {@code device}, split over {@code tensorParallelSize} ranks when that
+   * is above 1.
+   */
+  static LoadedModel open(
+      Path modelDir, String device, int threads, Quantization quantize, int tensorParallelSize) {
     ModelDirectory md = ModelDirectory.open(modelDir);
     try {
       Tokenizer tok = Tokenizer.load(md.tokenizerJson(), md.tokenizerConfigJson());
+      if (tensorParallelSize != 1) {
+        return new LoadedModel(
+            md, tok, tensorParallel(md, device, threads, quantize, tensorParallelSize));
+      }
       Backend backend = backend(device, threads);
       return new LoadedModel(
           md, tok, new GptBigCodeModel(md.config(), md.weights(), backend, quantize));
@@ -31,6 +46,18 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, GptBigCodeModel mode
       md.close();
       throw e;
     }
+  }
+
+  /**
+   * {@code --tensor-parallel-size n}: n ranks, each on its own {@code --device} backend with {@code
+   * threads / n} compute threads (at least one).
+   */
+  private static LanguageModel tensorParallel(
+      ModelDirectory md, String device, int threads, Quantization quantize, int n) {
+    TensorParallelModel.checkSize(md.config(), n); // before any backend starts threads
+    int perRank = Math.max(1, threads / n);
+    return new TensorParallelModel(
+        md.config(), md.weights(), n, r -> backend(device, perRank), quantize);
   }
 
   /** A new backend for {@code --device}. */
