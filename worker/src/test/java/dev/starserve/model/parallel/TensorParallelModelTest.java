@@ -188,6 +188,33 @@ class TensorParallelModelTest {
     }
   }
 
+  /**
+   * int8 weights split over two ranks: each rank quantizes its own slice, and since the column
+   * slices of the c_proj weights start at a multiple of the 32-column quantization block (64 / 2),
+   * the ranks hold the very integers and scales of the unsplit int8 model.
+   */
+  @Test
+  void int8WeightsOnTwoRanksGiveTheGreedyTokensAndLogprobsOfOneRank() throws Exception {
+    GptBigCodeConfig cfg = tiny(true);
+    int[] prompt = randomIds(8, 12, cfg.vocabSize());
+    try (ModelDirectory md = write(cfg);
+        GptBigCodeModel one =
+            new GptBigCodeModel(md.config(), md.weights(), new CpuBackend(1), Quantization.INT8);
+        TensorParallelModel two =
+            new TensorParallelModel(
+                md.config(), md.weights(), 2, backends("cpu"), Quantization.INT8)) {
+      assertEquals(Quantization.INT8, two.quantization());
+      Run a = greedy(one, prompt);
+      Run b = greedy(two, prompt);
+      double worst = 0;
+      for (int s = 0; s < DECODE_STEPS; s++) {
+        assertEquals(a.tokens()[s], b.tokens()[s], "greedy token of step " + s);
+        worst = Math.max(worst, maxAbsDiff(a.stepLogprobs()[s], b.stepLogprobs()[s]));
+      }
+      assertTrue(worst <= LOGPROB_ATOL, "max |logprob diff| " + worst + " > " + LOGPROB_ATOL);
+    }
+  }
+
   @Test
   void twoSequencesInOneShardedBatchGiveTheLogitsOfOneRank() throws Exception {
     GptBigCodeConfig cfg = tiny(true);
