@@ -12,6 +12,7 @@ import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeWeights;
 import dev.starserve.model.LayerWeights;
+import java.util.function.Function;
 
 /**
  * One tensor-parallel rank: its slice of every layer on its own backend, and its part of the
@@ -49,6 +50,7 @@ final class RankShard implements AutoCloseable {
   private final Matrix lnFBias; // [1 × E]
   private final Matrix lmHead; // [V_r × E]
 
+  private final TensorSlices slices = new TensorSlices(); // the copied pieces the backend reads
   private Workspace ws;
   private float[] logitScratch = new float[0]; // [R × V_r] read back before scattering
 
@@ -86,8 +88,7 @@ final class RankShard implements AutoCloseable {
       GptBigCodeConfig config,
       GptBigCodeWeights weights,
       Backend backend,
-      Quantization quantization,
-      TensorSlices slices) {
+      Quantization quantization) {
     this.rank = rank;
     this.config = config;
     this.backend = backend;
@@ -108,34 +109,40 @@ final class RankShard implements AutoCloseable {
     this.wte = backend.upload(weights.wte());
     this.wpe = backend.upload(weights.wpe());
     this.layers = new Layer[config.nLayer()];
+    Function<TensorView, Matrix> linear = t -> backend.uploadLinear(t, quantization);
     for (int i = 0; i < layers.length; i++) {
       LayerWeights l = weights.layers().get(i);
-      TensorView cAttnW;
-      TensorView cAttnB;
+      Matrix cAttnW;
+      Matrix cAttnB;
       if (config.multiQuery()) {
-        long kv = 2L * hd; // the K and V rows after the n_embd query rows
-        cAttnW = slices.gatherRows(l.cAttnWeight(), qFrom, qTo, e, e + kv, tag);
-        cAttnB = slices.gatherRows(l.cAttnBias(), qFrom, qTo, e, e + kv, tag);
+        long kv = e + 2L * hd; // the K and V rows follow the n_embd query rows
+        cAttnW =
+            slices.upload(
+                a -> TensorSlices.gatherRows(l.cAttnWeight(), qFrom, qTo, e, kv, tag, a), linear);
+        cAttnB =
+            slices.upload(
+                a -> TensorSlices.gatherRows(l.cAttnBias(), qFrom, qTo, e, kv, tag, a),
+                backend::upload);
       } else {
-        cAttnW = TensorSlices.rows(l.cAttnWeight(), 3 * qFrom, 3 * qTo, tag);
-        cAttnB = TensorSlices.rows(l.cAttnBias(), 3 * qFrom, 3 * qTo, tag);
+        cAttnW = linear.apply(TensorSlices.rows(l.cAttnWeight(), 3 * qFrom, 3 * qTo, tag));
+        cAttnB = backend.upload(TensorSlices.rows(l.cAttnBias(), 3 * qFrom, 3 * qTo, tag));
       }
       layers[i] =
           new Layer(
               backend.upload(l.ln1Weight()),
               backend.upload(l.ln1Bias()),
-              backend.uploadLinear(cAttnW, quantization),
-              backend.upload(cAttnB),
-              backend.uploadLinear(
-                  slices.columns(l.attnCProjWeight(), qFrom, qTo, tag), quantization),
+              cAttnW,
+              cAttnB,
+              slices.upload(
+                  a -> TensorSlices.columns(l.attnCProjWeight(), qFrom, qTo, tag, a), linear),
               rank == 0 ? backend.upload(l.attnCProjBias()) : null,
               backend.upload(l.ln2Weight()),
               backend.upload(l.ln2Bias()),
-              backend.uploadLinear(
-                  TensorSlices.rows(l.cFcWeight(), innerFrom, innerTo, tag), quantization),
+              linear.apply(TensorSlices.rows(l.cFcWeight(), innerFrom, innerTo, tag)),
               backend.upload(TensorSlices.rows(l.cFcBias(), innerFrom, innerTo, tag)),
-              backend.uploadLinear(
-                  slices.columns(l.mlpCProjWeight(), innerFrom, innerTo, tag), quantization),
+              slices.upload(
+                  a -> TensorSlices.columns(l.mlpCProjWeight(), innerFrom, innerTo, tag, a),
+                  linear),
               rank == 0 ? backend.upload(l.mlpCProjBias()) : null);
     }
     this.lnFWeight = backend.upload(weights.lnFWeight());
@@ -255,5 +262,6 @@ final class RankShard implements AutoCloseable {
   @Override
   public void close() {
     backend.close();
+    slices.close();
   }
 }

@@ -8,7 +8,6 @@ import dev.starserve.backend.Quantization;
 import dev.starserve.model.GptBigCodeConfig;
 import dev.starserve.model.GptBigCodeWeights;
 import dev.starserve.model.LanguageModel;
-import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -52,7 +51,6 @@ public final class TensorParallelModel implements LanguageModel {
   private final Thread[] threads; // [N-1]: ranks 1..N-1
   private final RankBarrier barrier;
   private final AllReduce allReduce;
-  private final Arena arena; // the weight pieces that had to be copied
   private final AtomicReference<Throwable> failure = new AtomicReference<>();
   private volatile boolean closed;
 
@@ -78,24 +76,23 @@ public final class TensorParallelModel implements LanguageModel {
     checkSize(config, size);
     this.config = config;
     this.quantization = quantization;
-    this.arena = Arena.ofShared();
     this.ranks = new RankShard[size];
     this.barrier = new RankBarrier(size);
     Backend[] bs = new Backend[size];
     try {
-      TensorSlices slices = new TensorSlices(arena);
       for (int r = 0; r < size; r++) {
         bs[r] = backends.apply(r);
-        ranks[r] = new RankShard(r, size, config, weights, bs[r], quantization, slices);
+        ranks[r] = new RankShard(r, size, config, weights, bs[r], quantization);
       }
       this.allReduce = AllReduce.forBackends(bs, barrier);
     } catch (RuntimeException e) {
-      for (Backend b : bs) {
-        if (b != null) {
-          b.close();
+      for (int r = 0; r < size; r++) {
+        if (ranks[r] != null) {
+          ranks[r].close();
+        } else if (bs[r] != null) {
+          bs[r].close();
         }
       }
-      arena.close();
       throw e;
     }
     this.threads = new Thread[size - 1];
@@ -323,6 +320,5 @@ public final class TensorParallelModel implements LanguageModel {
     for (RankShard r : ranks) {
       r.close();
     }
-    arena.close();
   }
 }
