@@ -4,47 +4,45 @@ import dev.starserve.backend.Buffer;
 import dev.starserve.backend.host.HostBuffer;
 
 /**
- * The all-reduce for ranks whose activations are Java arrays: each rank publishes its buffer, then
- * sums one contiguous slice of the elements over every rank and writes that slice back to every
- * rank's buffer.
+ * The all-reduce for ranks whose activations are Java arrays: each rank publishes its partial
+ * buffer, meets the others once, then sums every rank's partial in rank order into its own output.
  *
  * <pre>
- *            elements 0 ……………………………………………………………… rows·cols
- * rank 0:   [ summed by rank 0 | summed by rank 1 | … ]
- * rank 1:   [        "         |        "         | … ]   each slice: b0 += b1 += …; copy b0 out
+ * call k:   rank r: slots[k % 2][r] = partial_r ── barrier ── out_r = ((p_0 + p_1) + …) + p_N-1
  * </pre>
  *
- * Two barrier trips: one so that every buffer is published (and its partial sums written), one so
- * that every slice is summed before any rank reads its buffer again.
+ * NOTE: one barrier per call, not two. After the barrier the ranks read each other's partials while
+ * a faster rank may already be on its way to the next call; that is safe because call k + 1 uses
+ * the other slot set (and the caller the other partial buffer), and call k + 2 cannot get past its
+ * barrier before every rank has arrived at call k + 1, which it does only after reading call k's
+ * partials. Every rank adds up the whole buffer itself (N reads per element instead of a
+ * reduce-scatter's one) to save the second barrier: decode moves one row per step, so meeting costs
+ * more than adding.
  */
 final class HostAllReduce implements AllReduce {
-  private final int size;
   private final RankBarrier barrier;
-  private final float[][] parts; // [rank] the buffer being reduced, published by the barrier
+  private final float[][][] slots; // [call % 2][rank] the partial buffers being reduced
+  private final int[] calls; // [rank] calls made so far; element r touched by rank r only
 
   HostAllReduce(int size, RankBarrier barrier) {
-    this.size = size;
     this.barrier = barrier;
-    this.parts = new float[size][];
+    this.slots = new float[2][size][];
+    this.calls = new int[size];
   }
 
   @Override
-  public void sum(int rank, Buffer partial, int rows) {
+  public void sum(int rank, Buffer partial, Buffer out, int rows) {
+    float[][] parts = slots[calls[rank]++ & 1];
     parts[rank] = HostBuffer.of(partial).data();
     barrier.awaitOrAbort();
+    float[] o = HostBuffer.of(out).data();
     int len = rows * partial.cols();
-    int from = (int) ((long) len * rank / size);
-    int to = (int) ((long) len * (rank + 1) / size);
-    float[] first = parts[0];
-    for (int r = 1; r < size; r++) {
+    System.arraycopy(parts[0], 0, o, 0, len);
+    for (int r = 1; r < parts.length; r++) {
       float[] p = parts[r];
-      for (int i = from; i < to; i++) {
-        first[i] += p[i];
+      for (int i = 0; i < len; i++) {
+        o[i] += p[i];
       }
     }
-    for (int r = 1; r < size; r++) {
-      System.arraycopy(first, from, parts[r], from, to - from);
-    }
-    barrier.awaitOrAbort();
   }
 }

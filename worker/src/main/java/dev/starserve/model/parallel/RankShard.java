@@ -76,7 +76,9 @@ final class RankShard implements AutoCloseable {
       Buffer a, // [T × E]
       Buffer qkv, // [T × E/N + 2·kvDim_r]
       Buffer att, // [T × E/N]
-      Buffer proj, // [T × E]      partial c_proj output, then its all-reduced sum
+      Buffer projA, // [T × E]     partial attn.c_proj output (see AllReduce: two alternate)
+      Buffer projB, // [T × E]     partial mlp.c_proj output
+      Buffer sum, // [T × E]       an all-reduced c_proj output
       Buffer m, // [T × inner/N]
       Buffer sel, // [R × E]
       Buffer selNorm, // [R × E]
@@ -211,15 +213,15 @@ final class RankShard implements AutoCloseable {
       backend.layerNorm(w.x(), n, l.ln1Weight(), l.ln1Bias(), eps, w.a());
       backend.linear(w.a(), n, l.cAttnWeight(), l.cAttnBias(), w.qkv());
       backend.attention(w.qkv(), batch, shape, cache, i, w.att());
-      backend.linear(w.att(), n, l.attnCProjWeight(), l.attnCProjBias(), w.proj());
-      allReduce.sum(rank, w.proj(), n);
-      backend.addInPlace(w.x(), w.proj(), n);
+      backend.linear(w.att(), n, l.attnCProjWeight(), l.attnCProjBias(), w.projA());
+      allReduce.sum(rank, w.projA(), w.sum(), n);
+      backend.addInPlace(w.x(), w.sum(), n);
       backend.layerNorm(w.x(), n, l.ln2Weight(), l.ln2Bias(), eps, w.a());
       backend.linear(w.a(), n, l.cFcWeight(), l.cFcBias(), w.m());
       backend.activation(w.m(), n, config.activation());
-      backend.linear(w.m(), n, l.mlpCProjWeight(), l.mlpCProjBias(), w.proj());
-      allReduce.sum(rank, w.proj(), n);
-      backend.addInPlace(w.x(), w.proj(), n);
+      backend.linear(w.m(), n, l.mlpCProjWeight(), l.mlpCProjBias(), w.projB());
+      allReduce.sum(rank, w.projB(), w.sum(), n);
+      backend.addInPlace(w.x(), w.sum(), n);
     }
     if (r == 0) {
       return;
@@ -250,6 +252,8 @@ final class RankShard implements AutoCloseable {
             backend.allocate(tokens, e),
             backend.allocate(tokens, shape.qkvDim()),
             backend.allocate(tokens, shape.outDim()),
+            backend.allocate(tokens, e),
+            backend.allocate(tokens, e),
             backend.allocate(tokens, e),
             backend.allocate(tokens, innerWidth),
             backend.allocate(rows, e),
