@@ -3,7 +3,7 @@ package dev.starserve.bench;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
 import dev.starserve.model.GptBigCodeConfig;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.sample.LogProbs;
 import java.util.Arrays;
 import java.util.SplittableRandom;
@@ -19,7 +19,7 @@ public final class ForwardBench {
 
   /**
    * Measured speeds. {@code weightBytes} is what one decode step reads of the weights as the
-   * backend holds them ({@link GptBigCodeModel#decodeWeightBytes}: int8 weights count their int8
+   * backend holds them ({@link LanguageModel#decodeWeightBytes}: int8 weights count their int8
    * bytes and scales).
    */
   public record Result(
@@ -30,8 +30,7 @@ public final class ForwardBench {
       long weightBytes,
       double decodeWeightGigabytesPerSecond) {}
 
-  public static Result run(
-      GptBigCodeModel model, int promptLen, int genLen, int warmups, int runs) {
+  public static Result run(LanguageModel model, int promptLen, int genLen, int warmups, int runs) {
     GptBigCodeConfig cfg = model.config();
     if (promptLen < 1 || promptLen + genLen > cfg.nPositions()) {
       throw new IllegalArgumentException(

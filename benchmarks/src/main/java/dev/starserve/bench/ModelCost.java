@@ -1,7 +1,7 @@
 package dev.starserve.bench;
 
 import dev.starserve.model.GptBigCodeConfig;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 
 /**
  * What the forward pass of a model costs, for stating measured speeds as fractions of the machine's
@@ -10,7 +10,7 @@ import dev.starserve.model.GptBigCodeModel;
  *
  * @param config the model's shape
  * @param decodeWeightBytes bytes of weights one decode step reads, as the backend holds them (see
- *     {@link GptBigCodeModel#decodeWeightBytes})
+ *     {@link LanguageModel#decodeWeightBytes})
  */
 public record ModelCost(GptBigCodeConfig config, long decodeWeightBytes) {
   public ModelCost {
@@ -20,7 +20,7 @@ public record ModelCost(GptBigCodeConfig config, long decodeWeightBytes) {
   }
 
   /** The cost of a loaded model, its decode bytes as the backend holds them (int8 or stored). */
-  public static ModelCost of(GptBigCodeModel model) {
+  public static ModelCost of(LanguageModel model) {
     return new ModelCost(model.config(), model.decodeWeightBytes());
   }
 

@@ -1,7 +1,7 @@
 package dev.starserve.bench;
 
 import dev.starserve.generate.TeacherForcedComparison;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.text.Tokenizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -124,7 +124,7 @@ public final class QuantizeAccuracy {
 
   /** Tokenizes {@link #CODE_PROMPTS} and compares {@code candidate} against {@code baseline}. */
   public static TeacherForcedComparison.Result run(
-      GptBigCodeModel baseline, GptBigCodeModel candidate, Tokenizer tokenizer, int newTokens) {
+      LanguageModel baseline, LanguageModel candidate, Tokenizer tokenizer, int newTokens) {
     List<int[]> prompts = new ArrayList<>();
     for (String p : CODE_PROMPTS) {
       prompts.add(tokenizer.encode(p));

@@ -83,15 +83,25 @@ final class BenchCommand implements Runnable {
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
+    @Option(
+        names = "--tensor-parallel-size",
+        defaultValue = "1",
+        converter = EngineOptions.TensorParallelSizeConverter.class,
+        description =
+            "ranks the forward pass is split over, --threads / N compute threads each (see the"
+                + " engine flags) (default: ${DEFAULT-VALUE})")
+    int tensorParallelSize;
+
     @Override
     public Integer call() {
       int t = threads == null ? LoadedModel.defaultThreads() : threads;
-      try (LoadedModel lm = LoadedModel.open(model, device, t, quantize)) {
+      try (LoadedModel lm = LoadedModel.open(model, device, t, quantize, tensorParallelSize)) {
         ForwardBench.Result r = ForwardBench.run(lm.model(), promptLen, genLen, warmups, runs);
         if (json) {
           Map<String, Object> m = new LinkedHashMap<>();
           m.put("model", lm.dir().modelId());
           m.put("threads", t);
+          m.put("tensor_parallel_size", tensorParallelSize);
           m.put("quantize", quantize.cliName());
           m.put("prompt_len", r.promptLen());
           m.put("gen_len", r.genLen());
@@ -102,12 +112,13 @@ final class BenchCommand implements Runnable {
           System.out.println(Json.write(m));
         } else {
           System.out.printf(
-              "model %s, %s backend, %d threads, quantize %s%n"
+              "model %s, %s backend, %d threads, tensor parallel %d, quantize %s%n"
                   + "prefill: %d tokens  %.1f tokens/s%n"
                   + "decode:  %d tokens  %.2f tokens/s  (%.1f MB of weights per token, %.1f GB/s)%n",
               lm.dir().modelId(),
               device,
               t,
+              tensorParallelSize,
               quantize.cliName(),
               r.promptLen(),
               r.prefillTokensPerSecond(),
@@ -311,7 +322,9 @@ final class BenchCommand implements Runnable {
         bandwidth = dev.starserve.bench.MachineLimits.bandwidth(t, 256L << 20, 5);
         fmaPeak = dev.starserve.bench.MachineLimits.fmaPeak(t, 200_000_000L, 5);
       }
-      try (LoadedModel lm = LoadedModel.open(model, "cpu", t, engineOptions.quantize);
+      try (LoadedModel lm =
+              LoadedModel.open(
+                  model, "cpu", t, engineOptions.quantize, engineOptions.tensorParallelSize);
           dev.starserve.engine.Engine engine =
               new dev.starserve.engine.Engine(
                   lm.model(),
@@ -372,6 +385,7 @@ final class BenchCommand implements Runnable {
           m.put("prompt_len", promptLen);
           m.put("gen_len", genLen);
           m.put("quantize", engineOptions.quantize.cliName());
+          m.put("tensor_parallel_size", engineOptions.tensorParallelSize);
           m.put("kv_cache_dtype", engine.config().kvCacheDtype().cliName());
           m.put("kv_cache_blocks", engine.config().numBlocks());
           m.put("bandwidth_gb_per_s", finite(bandwidth / 1e9));

@@ -63,6 +63,18 @@ final class EngineOptions {
       description = "reuse the KV of shared prompt prefixes (default: on)")
   boolean prefixCaching;
 
+  // Tensor parallelism (issue 6): one flag, read by LoadedModel.open.
+  @Option(
+      names = "--tensor-parallel-size",
+      defaultValue = "1",
+      converter = TensorParallelSizeConverter.class,
+      description =
+          "ranks the forward pass is split over: query heads, MLP columns and lm_head rows divided,"
+              + " the one K/V head (and the KV cache) replicated on every rank; must divide n_head"
+              + " and n_inner. On the cpu backend each rank gets --threads / N compute threads"
+              + " (default: ${DEFAULT-VALUE})")
+  int tensorParallelSize;
+
   /** Parses {@code --kv-cache-dtype} while the command line is read, before a model is loaded. */
   static final class KvDTypeConverter implements CommandLine.ITypeConverter<KvDType> {
     @Override
@@ -88,6 +100,25 @@ final class EngineOptions {
         throw new CommandLine.TypeConversionException(
             "must be one of " + Quantization.allowedNames() + ", got '" + value + "'");
       }
+    }
+  }
+
+  /** Parses {@code --tensor-parallel-size}: at least 1, checked before a model is loaded. */
+  static final class TensorParallelSizeConverter implements CommandLine.ITypeConverter<Integer> {
+    @Override
+    public Integer convert(String value) {
+      int n;
+      try {
+        n = Integer.parseInt(value.trim());
+      } catch (NumberFormatException e) {
+        throw new CommandLine.TypeConversionException(
+            "must be a whole number, got '" + value + "'");
+      }
+      if (n < 1) {
+        // picocli prefixes "Invalid value for option '--tensor-parallel-size': ".
+        throw new CommandLine.TypeConversionException("must be >= 1, got " + n);
+      }
+      return n;
     }
   }
 

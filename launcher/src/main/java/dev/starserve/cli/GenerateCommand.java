@@ -78,7 +78,8 @@ final class GenerateCommand implements Callable<Integer> {
             model,
             device,
             threads == null ? LoadedModel.defaultThreads() : threads,
-            engineOptions.quantize)) {
+            engineOptions.quantize,
+            engineOptions.tensorParallelSize)) {
       if (prompt.requests != null) {
         return RequestFileRunner.run(
             lm, engineOptions.toConfig(lm.model().config()), prompt.requests, out);

@@ -219,7 +219,8 @@ final class WorkerCommand implements Callable<Integer> {
             model,
             device,
             threads == null ? LoadedModel.defaultThreads() : threads,
-            engineOptions.quantize);
+            engineOptions.quantize,
+            engineOptions.tensorParallelSize);
     Engine engine = null;
     Vertx vertx = null;
     HazelcastInstance hz = null;

@@ -6,7 +6,7 @@ import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Scheduler;
 import dev.starserve.engine.sched.Sequence;
 import dev.starserve.model.GptBigCodeConfig;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.sample.LogProbs;
 import dev.starserve.sample.Sampler;
 import dev.starserve.sample.SamplingParams;
@@ -53,7 +53,7 @@ public final class Engine implements AutoCloseable {
 
   private record Shutdown() implements Command {}
 
-  private final GptBigCodeModel model;
+  private final LanguageModel model;
   private final Tokenizer tokenizer;
   private final int[] eosTokenIds;
   private final EngineConfig config;
@@ -74,8 +74,7 @@ public final class Engine implements AutoCloseable {
   private long steps;
   private long tokensScheduledTotal;
 
-  public Engine(
-      GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
+  public Engine(LanguageModel model, Tokenizer tokenizer, int[] eosTokenIds, EngineConfig config) {
     this(model, tokenizer, eosTokenIds, config, System::nanoTime);
   }
 
@@ -84,7 +83,7 @@ public final class Engine implements AutoCloseable {
    *     tests pass one they move by hand. Called from the submitting threads and the loop.
    */
   Engine(
-      GptBigCodeModel model,
+      LanguageModel model,
       Tokenizer tokenizer,
       int[] eosTokenIds,
       EngineConfig config,

@@ -5,7 +5,7 @@ import dev.starserve.backend.KvCache;
 import dev.starserve.engine.kv.KvBlockManager;
 import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Sequence;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import java.util.Arrays;
 
 /**
@@ -14,12 +14,12 @@ import java.util.Arrays;
  * logprob is wanted, and runs the model.
  */
 final class ModelRunner {
-  private final GptBigCodeModel model;
+  private final LanguageModel model;
   private final KvCache cache;
   private final KvBlockManager kv;
   private float[] logits = new float[0];
 
-  ModelRunner(GptBigCodeModel model, KvCache cache, KvBlockManager kv) {
+  ModelRunner(LanguageModel model, KvCache cache, KvBlockManager kv) {
     this.model = model;
     this.cache = cache;
     this.kv = kv;

@@ -3,7 +3,7 @@ package dev.starserve.generate;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
 import dev.starserve.engine.FinishReason;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.sample.LogProbs;
 import dev.starserve.text.IncrementalDetokenizer;
 import dev.starserve.text.Tokenizer;
@@ -24,16 +24,16 @@ public final class GreedyGenerator {
 
   private static final int BLOCK_SIZE = 16;
 
-  private final GptBigCodeModel model;
+  private final LanguageModel model;
   private final Tokenizer tokenizer;
   private final int[] eosTokenIds;
   private final int prefillChunk;
 
-  public GreedyGenerator(GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds) {
+  public GreedyGenerator(LanguageModel model, Tokenizer tokenizer, int[] eosTokenIds) {
     this(model, tokenizer, eosTokenIds, DEFAULT_PREFILL_CHUNK);
   }
 
-  GreedyGenerator(GptBigCodeModel model, Tokenizer tokenizer, int[] eosTokenIds, int prefillChunk) {
+  GreedyGenerator(LanguageModel model, Tokenizer tokenizer, int[] eosTokenIds, int prefillChunk) {
     if (prefillChunk < 1) {
       throw new IllegalArgumentException("prefillChunk must be >= 1, got " + prefillChunk);
     }

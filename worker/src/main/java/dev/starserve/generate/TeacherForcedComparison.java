@@ -2,7 +2,7 @@ package dev.starserve.generate;
 
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
-import dev.starserve.model.GptBigCodeModel;
+import dev.starserve.model.LanguageModel;
 import dev.starserve.sample.LogProbs;
 import java.util.List;
 
@@ -70,7 +70,7 @@ public final class TeacherForcedComparison {
    * fit the context.
    */
   public static Result compare(
-      GptBigCodeModel baseline, GptBigCodeModel candidate, List<int[]> prompts, int newTokens) {
+      LanguageModel baseline, LanguageModel candidate, List<int[]> prompts, int newTokens) {
     int vocab = baseline.config().vocabSize();
     if (candidate.config().vocabSize() != vocab) {
       throw new IllegalArgumentException("the models have different vocabularies");
@@ -149,7 +149,7 @@ public final class TeacherForcedComparison {
   }
 
   /** The baseline's greedy tokens after {@code prompt}: one prefill, then one token per step. */
-  private static int[] greedyContinuation(GptBigCodeModel model, int[] prompt, int n) {
+  private static int[] greedyContinuation(LanguageModel model, int[] prompt, int n) {
     int vocab = model.config().vocabSize();
     int[] table = blockTable(prompt.length + n);
     KvCache cache = model.newKvCache(table.length, BLOCK_SIZE);
@@ -175,7 +175,7 @@ public final class TeacherForcedComparison {
     return out;
   }
 
-  private static float[] forwardAll(GptBigCodeModel model, int[] seq, int[] rows) {
+  private static float[] forwardAll(LanguageModel model, int[] seq, int[] rows) {
     int[] table = blockTable(seq.length);
     KvCache cache = model.newKvCache(table.length, BLOCK_SIZE);
     return model.forward(BatchLayout.singleSequence(seq, 0, table, BLOCK_SIZE), rows, cache);

@@ -39,7 +39,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Not thread-safe: one engine loop owns a model and its workspace.
  */
-public final class GptBigCodeModel implements AutoCloseable {
+public final class GptBigCodeModel implements LanguageModel {
   private static final Logger LOG = LoggerFactory.getLogger(GptBigCodeModel.class);
 
   private final GptBigCodeConfig config;
@@ -183,7 +183,7 @@ public final class GptBigCodeModel implements AutoCloseable {
     };
   }
 
-  /** How the linear layers' weights are held. */
+  @Override
   public Quantization quantization() {
     return quantization;
   }
@@ -192,6 +192,7 @@ public final class GptBigCodeModel implements AutoCloseable {
    * Bytes of weights one decode step reads as the backend holds them: every layer's linear weights,
    * biases and LayerNorms, ln_f and lm_head (the embeddings contribute one row each, left out).
    */
+  @Override
   public long decodeWeightBytes() {
     long b = lnFWeight.byteSize() + lnFBias.byteSize() + lmHead.byteSize();
     for (Layer l : layers) {
@@ -205,6 +206,7 @@ public final class GptBigCodeModel implements AutoCloseable {
     return b;
   }
 
+  @Override
   public GptBigCodeConfig config() {
     return config;
   }
@@ -217,24 +219,12 @@ public final class GptBigCodeModel implements AutoCloseable {
     return shape;
   }
 
-  /**
-   * A K/V cache for this model: {@code numBlocks} blocks of {@code blockSize} positions, storing
-   * {@code dtype}.
-   */
+  @Override
   public KvCache newKvCache(int numBlocks, int blockSize, KvDType dtype) {
     return backend.allocateKvCache(config.nLayer(), numBlocks, blockSize, config.kvDim(), dtype);
   }
 
-  /** A float32 K/V cache (the exact one; the sequential paths and tests use it). */
-  public KvCache newKvCache(int numBlocks, int blockSize) {
-    return newKvCache(numBlocks, blockSize, KvDType.FP32);
-  }
-
-  /**
-   * Runs every token of {@code batch} through the model, storing their K/V in {@code cache}, and
-   * writes the raw logits of the tokens at {@code logitRows} (indices into the batch) to {@code
-   * logitsOut} as {@code [logitRows.length × vocab]} row-major.
-   */
+  @Override
   public void forward(BatchLayout batch, int[] logitRows, KvCache cache, float[] logitsOut) {
     int n = batch.numTokens();
     int r = logitRows.length;
@@ -272,13 +262,6 @@ public final class GptBigCodeModel implements AutoCloseable {
     backend.layerNorm(w.sel(), r, lnFWeight, lnFBias, eps, w.selNorm());
     backend.linear(w.selNorm(), r, lmHead, null, w.logits());
     backend.readRows(w.logits(), r, logitsOut);
-  }
-
-  /** Convenience: logits of the given rows as a new array {@code [rows × vocab]}. */
-  public float[] forward(BatchLayout batch, int[] logitRows, KvCache cache) {
-    float[] out = new float[logitRows.length * config.vocabSize()];
-    forward(batch, logitRows, cache, out);
-    return out;
   }
 
   private Workspace workspace(int n, int r) {
