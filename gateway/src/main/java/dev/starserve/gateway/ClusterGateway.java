@@ -12,6 +12,7 @@ import dev.starserve.proto.worker.v1.WorkerInfo;
 import dev.starserve.proto.worker.v1.WorkerState;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Locale;
@@ -157,6 +158,14 @@ public final class ClusterGateway {
 
   public int grpcPort() {
     return server.grpcPort();
+  }
+
+  /**
+   * Drains the public servers (see {@link GatewayServer#drain}), then lets go of the workers and
+   * the registry. Never blocks; the future holds what the drain did.
+   */
+  public Future<GatewayServer.DrainResult> drain(Duration timeout) {
+    return server.drain(timeout).compose(r -> close().map(r));
   }
 
   /** Stops accepting requests, then lets go of the workers and the registry. Idempotent. */
