@@ -68,6 +68,7 @@ public final class ClusterGateway {
   private final GatewayMetrics metrics;
   private final WorkerView.Subscription gauges;
   private final Set<String> modelsSeen = new HashSet<>();
+  private Future<Void> closed;
 
   private ClusterGateway(
       WorkerDirectory directory, RoutingGenerator router, GatewayServer server, GatewayMetrics m) {
@@ -169,7 +170,14 @@ public final class ClusterGateway {
   }
 
   /** Stops accepting requests, then lets go of the workers and the registry. Idempotent. */
-  public Future<Void> close() {
+  public synchronized Future<Void> close() {
+    if (closed == null) {
+      closed = closeOnce();
+    }
+    return closed;
+  }
+
+  private Future<Void> closeOnce() {
     return server
         .close()
         .eventually(
