@@ -167,7 +167,7 @@ public final class GatewayServer {
         "gateway draining: {} sequences in flight; new requests get 503 / UNAVAILABLE; waiting up"
             + " to {} for them to finish",
         atStart,
-        timeout);
+        human(timeout));
     Promise<Integer> cut = Promise.promise();
     // Once the timeout fired, the count comes from the cut (which itself makes the drain idle).
     AtomicBoolean timedOut = new AtomicBoolean();
@@ -182,7 +182,7 @@ public final class GatewayServer {
                           GenerationException.Kind.UNAVAILABLE,
                           AdmissionControl.DRAINING_MESSAGE
                               + " and its drain timeout ("
-                              + timeout
+                              + human(timeout)
                               + ") passed; the request was ended"))
                   .onComplete(ar -> cut.tryComplete(ar.succeeded() ? ar.result() : 0));
             });
@@ -213,6 +213,12 @@ public final class GatewayServer {
                 })
             .compose(r -> shutdown(CLOSE_GRACE).map(r));
     return drained;
+  }
+
+  /** {@code 30s}, {@code 1500ms}: as the --drain-timeout flag spells it. */
+  static String human(Duration d) {
+    long ms = d.toMillis();
+    return ms % 1000 == 0 ? ms / 1000 + "s" : ms + "ms";
   }
 
   /**
