@@ -12,6 +12,7 @@ import dev.starserve.proto.worker.v1.WorkerInfo;
 import dev.starserve.proto.worker.v1.WorkerState;
 import io.vertx.core.Future;
 import io.vertx.core.Vertx;
+import java.time.Duration;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.Locale;
@@ -67,6 +68,7 @@ public final class ClusterGateway {
   private final GatewayMetrics metrics;
   private final WorkerView.Subscription gauges;
   private final Set<String> modelsSeen = new HashSet<>();
+  private Future<Void> closed;
 
   private ClusterGateway(
       WorkerDirectory directory, RoutingGenerator router, GatewayServer server, GatewayMetrics m) {
@@ -159,8 +161,23 @@ public final class ClusterGateway {
     return server.grpcPort();
   }
 
+  /**
+   * Drains the public servers (see {@link GatewayServer#drain}), then lets go of the workers and
+   * the registry. Never blocks; the future holds what the drain did.
+   */
+  public Future<GatewayServer.DrainResult> drain(Duration timeout) {
+    return server.drain(timeout).compose(r -> close().map(r));
+  }
+
   /** Stops accepting requests, then lets go of the workers and the registry. Idempotent. */
-  public Future<Void> close() {
+  public synchronized Future<Void> close() {
+    if (closed == null) {
+      closed = closeOnce();
+    }
+    return closed;
+  }
+
+  private Future<Void> closeOnce() {
     return server
         .close()
         .eventually(

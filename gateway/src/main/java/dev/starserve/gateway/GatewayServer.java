@@ -2,8 +2,10 @@ package dev.starserve.gateway;
 
 import dev.starserve.gateway.admission.AdmissionControl;
 import dev.starserve.gateway.api.fmaas.ApiKeyInterceptor;
+import dev.starserve.gateway.api.fmaas.DrainingInterceptor;
 import dev.starserve.gateway.api.fmaas.FmaasService;
 import dev.starserve.gateway.auth.ApiKeys;
+import dev.starserve.gateway.generate.GenerationException;
 import dev.starserve.gateway.generate.Generator;
 import dev.starserve.gateway.http.HttpApi;
 import dev.starserve.gateway.metrics.GatewayMetrics;
@@ -22,14 +24,17 @@ import io.grpc.ServerServiceDefinition;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import io.vertx.core.http.HttpServer;
 import io.vertx.core.http.HttpServerOptions;
 import io.vertx.grpc.server.GrpcServerOptions;
 import io.vertx.grpcio.server.GrpcIoServer;
 import io.vertx.grpcio.server.GrpcIoServiceBridge;
+import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +48,7 @@ import org.slf4j.LoggerFactory;
  * GatewayServer server = new GatewayServer(vertx, router, GatewayLimits.defaults(), ApiKeys.none(), metrics);
  * server.start("0.0.0.0", 8080, 8033).onSuccess(s -> log(s.httpPort(), s.grpcPort()));
  * ...
- * server.close();
+ * server.drain(Duration.ofSeconds(30)); // on SIGTERM: finish what runs, then close
  * }</pre>
  */
 public final class GatewayServer {
@@ -57,6 +62,24 @@ public final class GatewayServer {
   private final HealthStatusManager health = new HealthStatusManager();
   private HttpServer http;
   private HttpServer grpc;
+  private Future<DrainResult> drained;
+  private Future<Void> closed;
+
+  /**
+   * How long the servers, once drained, wait for the responses still being written (the last
+   * events, a cut stream's error) before they close the connections.
+   */
+  static final Duration CLOSE_GRACE = Duration.ofSeconds(5);
+
+  /**
+   * What a drain did.
+   *
+   * @param inFlightAtStart sequences in flight when it started
+   * @param finished sequences that ended on their own meanwhile (finished, failed, cancelled)
+   * @param cut sequences still running at the timeout, ended with an error
+   * @param took from start until none was left
+   */
+  public record DrainResult(int inFlightAtStart, int finished, int cut, Duration took) {}
 
   public GatewayServer(
       Vertx vertx,
@@ -78,7 +101,8 @@ public final class GatewayServer {
     HttpServer httpServer =
         vertx
             .createHttpServer(new HttpServerOptions().setHost(host).setPort(httpPort))
-            .requestHandler(HttpApi.router(vertx, generator, limits, apiKeys, metrics));
+            .requestHandler(
+                HttpApi.router(vertx, generator, limits, apiKeys, metrics, generator::draining));
     HttpServer grpcServer =
         vertx
             .createHttpServer(new HttpServerOptions().setHost(host).setPort(grpcPort))
@@ -117,12 +141,105 @@ public final class GatewayServer {
     return generator;
   }
 
-  /** Marks the gRPC health NOT_SERVING (draining) and closes both servers. Idempotent. */
+  /** Whether {@link #drain} has started. */
+  public boolean draining() {
+    return generator.draining();
+  }
+
+  /**
+   * Drains, as on SIGTERM: gRPC health (the server and fmaas) turns NOT_SERVING, HTTP {@code
+   * /health} 503, new generation requests are refused (HTTP 503 with Retry-After, gRPC UNAVAILABLE,
+   * "gateway is draining"), while the sequences already admitted run on; once none is left, or when
+   * {@code timeout} passes and the rest are cut (their clients get an UNAVAILABLE error: an SSE
+   * error event, a gRPC status, a 503), both servers close, giving the last responses {@link
+   * #CLOSE_GRACE} to be written. /metrics answers until then. Never blocks; idempotent.
+   */
+  public synchronized Future<DrainResult> drain(Duration timeout) {
+    if (drained != null) {
+      return drained;
+    }
+    long start = System.nanoTime();
+    Future<Void> idle = generator.startDraining();
+    health.setStatus("", ServingStatus.NOT_SERVING);
+    health.setStatus(GenerationServiceGrpc.SERVICE_NAME, ServingStatus.NOT_SERVING);
+    int atStart = generator.inFlight();
+    LOG.info(
+        "gateway draining: {} sequences in flight; new requests get 503 / UNAVAILABLE; waiting up"
+            + " to {} for them to finish",
+        atStart,
+        human(timeout));
+    Promise<Integer> cut = Promise.promise();
+    // Once the timeout fired, the count comes from the cut (which itself makes the drain idle).
+    AtomicBoolean timedOut = new AtomicBoolean();
+    long timer =
+        vertx.setTimer(
+            Math.max(1, timeout.toMillis()),
+            t -> {
+              timedOut.set(true);
+              generator
+                  .cut(
+                      new GenerationException(
+                          GenerationException.Kind.UNAVAILABLE,
+                          AdmissionControl.DRAINING_MESSAGE
+                              + " and its drain timeout ("
+                              + human(timeout)
+                              + ") passed; the request was ended"))
+                  .onComplete(ar -> cut.tryComplete(ar.succeeded() ? ar.result() : 0));
+            });
+    idle.onComplete(
+        v -> {
+          if (!timedOut.get()) {
+            vertx.cancelTimer(timer);
+            cut.tryComplete(0);
+          }
+        });
+    drained =
+        cut.future()
+            .map(
+                n -> {
+                  DrainResult r =
+                      new DrainResult(
+                          atStart,
+                          generator.endedWhileDraining(),
+                          n,
+                          Duration.ofNanos(System.nanoTime() - start));
+                  LOG.info(
+                      "gateway drained in {} ms: {} sequences finished, {} cut at the timeout;"
+                          + " closing the servers",
+                      r.took().toMillis(),
+                      r.finished(),
+                      r.cut());
+                  return r;
+                })
+            .compose(r -> shutdown(CLOSE_GRACE).map(r));
+    return drained;
+  }
+
+  /** {@code 30s}, {@code 1500ms}: as the --drain-timeout flag spells it. */
+  static String human(Duration d) {
+    long ms = d.toMillis();
+    return ms % 1000 == 0 ? ms / 1000 + "s" : ms + "ms";
+  }
+
+  /**
+   * Marks the gRPC health NOT_SERVING and closes both servers at once, cutting what runs.
+   * Idempotent.
+   */
   public Future<Void> close() {
-    health.enterTerminalState();
-    Future<Void> h = http == null ? Future.succeededFuture() : http.close();
-    Future<Void> g = grpc == null ? Future.succeededFuture() : grpc.close();
-    return Future.join(h, g).mapEmpty();
+    return shutdown(Duration.ZERO);
+  }
+
+  private synchronized Future<Void> shutdown(Duration grace) {
+    if (closed == null) {
+      health.enterTerminalState();
+      long ms = grace.toMillis();
+      Future<Void> h =
+          http == null ? Future.succeededFuture() : http.shutdown(ms, TimeUnit.MILLISECONDS);
+      Future<Void> g =
+          grpc == null ? Future.succeededFuture() : grpc.shutdown(ms, TimeUnit.MILLISECONDS);
+      closed = Future.join(h, g).mapEmpty();
+    }
+    return closed;
   }
 
   private GrpcIoServer grpcServer() {
@@ -130,7 +247,9 @@ public final class GatewayServer {
         GrpcIoServer.server(vertx, new GrpcServerOptions().setScheduleDeadlineAutomatically(true));
     ServerServiceDefinition fmaas =
         ServerInterceptors.intercept(
-            new FmaasService(generator, limits, metrics), new ApiKeyInterceptor(apiKeys));
+            new FmaasService(generator, limits, metrics),
+            new DrainingInterceptor(generator::draining, metrics),
+            new ApiKeyInterceptor(apiKeys));
     ServerServiceDefinition healthService = health.getHealthService().bindService();
     health.setStatus("", ServingStatus.SERVING);
     health.setStatus(GenerationServiceGrpc.SERVICE_NAME, ServingStatus.SERVING);

@@ -7,6 +7,7 @@ import io.vertx.core.Vertx;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
@@ -18,7 +19,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * {@code starserve gateway}: the public APIs, routing to the workers the cluster registry lists.
+ * {@code starserve gateway}: the public APIs, routing to the workers the cluster registry lists,
+ * until SIGTERM, which drains it first (see {@link ClusterGateway#drain}).
  */
 @Command(
     name = "gateway",
@@ -43,13 +45,31 @@ final class GatewayCommand implements Callable<Integer> {
               + ", else none)")
   Path secretFile;
 
+  @Option(
+      names = "--drain-timeout",
+      defaultValue = "30s",
+      description =
+          "on SIGTERM, how long requests in flight may finish (new ones get 503 / UNAVAILABLE)"
+              + " before they are ended, e.g. 30s, 500ms, 2m (default: ${DEFAULT-VALUE})")
+  String drainTimeout;
+
   /** A started gateway and what it owns. */
-  record Running(ClusterGateway gateway, Vertx vertx, HazelcastInstance hazelcast)
+  record Running(
+      ClusterGateway gateway, Vertx vertx, HazelcastInstance hazelcast, Duration drainTimeout)
       implements AutoCloseable {
+    /**
+     * Drains (up to the drain timeout: health NOT_SERVING, new requests refused, the ones in flight
+     * finish or are cut), closes the servers, leaves the cluster and stops Vert.x.
+     */
     @Override
     public void close() {
+      await(gateway.drain(drainTimeout), "gateway drain", drainTimeout.plusSeconds(15));
       await(gateway.close(), "gateway close");
-      hazelcast.shutdown();
+      try {
+        hazelcast.shutdown();
+      } catch (RuntimeException e) {
+        LOG.warn("leaving the cluster failed", e);
+      }
       await(vertx.close(), "Vert.x close");
     }
   }
@@ -76,6 +96,7 @@ final class GatewayCommand implements Callable<Integer> {
   }
 
   Running start() throws Exception {
+    Duration drain = WorkerCommand.parseDuration("--drain-timeout", drainTimeout);
     String secret = WorkerCommand.clusterSecret(secretFile);
     ClusterGateway.Settings settings =
         new ClusterGateway.Settings(
@@ -93,7 +114,7 @@ final class GatewayCommand implements Callable<Integer> {
               .toCompletionStage()
               .toCompletableFuture()
               .get(60, TimeUnit.SECONDS);
-      return new Running(g, vertx, hz);
+      return new Running(g, vertx, hz, drain);
     } catch (Exception e) {
       vertx.close();
       hz.shutdown();
@@ -101,32 +122,80 @@ final class GatewayCommand implements Callable<Integer> {
     }
   }
 
-  /** Blocks until SIGTERM/SIGINT, then closes {@code resource} once. */
+  /**
+   * Blocks until SIGTERM/SIGINT, then closes {@code resource} once (for a gateway: drains it) and
+   * returns, so the command exits 0. The signals are trapped through {@code sun.misc.Signal}; where
+   * that is not possible (-Xrs), a shutdown hook closes it instead (the JVM then exits 143). The
+   * hook also covers any other exit while the resource is open, and waits for a close in progress.
+   */
   static void awaitShutdown(String threadName, AutoCloseable resource) throws InterruptedException {
     CountDownLatch stopped = new CountDownLatch(1);
     AtomicBoolean once = new AtomicBoolean();
-    Runtime.getRuntime()
-        .addShutdownHook(
-            Thread.ofPlatform()
-                .name(threadName)
-                .unstarted(
-                    () -> {
-                      if (once.compareAndSet(false, true)) {
-                        LOG.info("shutting down");
-                        try {
-                          resource.close();
-                        } catch (Exception e) {
-                          LOG.warn("shutdown failed", e);
-                        }
-                        stopped.countDown();
-                      }
-                    }));
+    Runnable stop =
+        () -> {
+          if (once.compareAndSet(false, true)) {
+            LOG.info("shutting down");
+            try {
+              resource.close();
+            } catch (Exception e) {
+              LOG.warn("shutdown failed", e);
+            } finally {
+              stopped.countDown();
+            }
+          } else {
+            try {
+              stopped.await();
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+          }
+        };
+    Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name(threadName).unstarted(stop));
+    trapSignals(() -> Thread.ofPlatform().name(threadName).start(stop), "TERM", "INT");
     stopped.await();
   }
 
-  static void await(io.vertx.core.Future<?> f, String what) {
+  /**
+   * Runs {@code handler} on each of the named signals instead of the JVM's exit; false when they
+   * cannot be trapped. {@code sun.misc.Signal} is used reflectively: javac cannot be told to accept
+   * a proprietary API without a warning, and the build fails on warnings.
+   */
+  static boolean trapSignals(Runnable handler, String... signals) {
     try {
-      f.toCompletionStage().toCompletableFuture().get(30, TimeUnit.SECONDS);
+      Class<?> signal = Class.forName("sun.misc.Signal");
+      Class<?> handlerType = Class.forName("sun.misc.SignalHandler");
+      Object proxy =
+          java.lang.reflect.Proxy.newProxyInstance(
+              handlerType.getClassLoader(),
+              new Class<?>[] {handlerType},
+              (self, method, args) ->
+                  switch (method.getName()) {
+                    case "handle" -> {
+                      handler.run();
+                      yield null;
+                    }
+                    case "hashCode" -> System.identityHashCode(self);
+                    case "equals" -> self == args[0];
+                    default -> "starserve signal handler";
+                  });
+      for (String name : signals) {
+        Object sig = signal.getConstructor(String.class).newInstance(name);
+        signal.getMethod("handle", signal, handlerType).invoke(null, sig, proxy);
+      }
+      return true;
+    } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
+      LOG.debug("cannot trap signals; the shutdown hook stops the server", e);
+      return false;
+    }
+  }
+
+  static void await(io.vertx.core.Future<?> f, String what) {
+    await(f, what, Duration.ofSeconds(30));
+  }
+
+  static void await(io.vertx.core.Future<?> f, String what, Duration timeout) {
+    try {
+      f.toCompletionStage().toCompletableFuture().get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (Exception e) {
       LOG.warn("{} did not complete", what, e);
     }

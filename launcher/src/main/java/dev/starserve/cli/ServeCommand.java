@@ -4,10 +4,12 @@ import com.hazelcast.core.HazelcastInstance;
 import dev.starserve.gateway.ClusterGateway;
 import dev.starserve.gateway.cluster.ClusterSettings;
 import dev.starserve.gateway.metrics.GatewayMetrics;
+import io.vertx.core.Future;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
@@ -62,7 +64,9 @@ final class ServeCommand implements Callable<Integer> {
   @Option(
       names = "--drain-timeout",
       defaultValue = "30s",
-      description = "on SIGTERM, how long running requests may finish (default: ${DEFAULT-VALUE})")
+      description =
+          "on SIGTERM, how long running requests may finish (the gateway refuses new ones, both"
+              + " drain together) before they are ended (default: ${DEFAULT-VALUE})")
   String drainTimeout;
 
   @Option(names = "--device", defaultValue = "cpu", description = Devices.DESCRIPTION)
@@ -79,11 +83,19 @@ final class ServeCommand implements Callable<Integer> {
 
   @Mixin ConfigFileOption config;
 
-  /** What serve runs; closing drains the worker and stops everything, gateway first. */
+  /**
+   * What serve runs; closing drains the gateway and the worker together (each up to the drain
+   * timeout: the gateway refuses new requests while those in flight finish on the worker), then
+   * stops everything, gateway first.
+   */
   record Running(ClusterGateway gateway, WorkerCommand.Running worker, HazelcastInstance hazelcast)
       implements AutoCloseable {
     @Override
     public void close() {
+      Duration timeout = worker.drainTimeout();
+      Future<?> gatewayDrained = gateway.drain(timeout);
+      worker.drain();
+      GatewayCommand.await(gatewayDrained, "gateway drain", timeout.plusSeconds(15));
       GatewayCommand.await(gateway.close(), "gateway close");
       worker.close();
       hazelcast.shutdown();

@@ -3,6 +3,7 @@ package dev.starserve.cli;
 import com.hazelcast.core.HazelcastInstance;
 import dev.starserve.engine.Engine;
 import dev.starserve.gateway.cluster.ClusterSettings;
+import dev.starserve.proto.worker.v1.WorkerState;
 import dev.starserve.worker.api.WorkerOptions;
 import dev.starserve.worker.api.WorkerServer;
 import dev.starserve.worker.registry.RegistryPublisher;
@@ -121,11 +122,10 @@ final class WorkerCommand implements Callable<Integer> {
       RegistryPublisher publisher)
       implements AutoCloseable {
     /**
-     * Marks the worker DRAINING in the registry, drains (up to the drain timeout), leaves the
-     * registry and the cluster, then stops serving and frees everything.
+     * Marks the worker DRAINING in the registry and drains it (up to the drain timeout); blocks
+     * until done. {@link #close()} does it too, unless it was done already.
      */
-    @Override
-    public void close() {
+    public void drain() {
       try {
         publisher.markDraining();
       } catch (RuntimeException e) {
@@ -139,6 +139,17 @@ final class WorkerCommand implements Callable<Integer> {
             .get(drainTimeout.toMillis() + 10_000, TimeUnit.MILLISECONDS);
       } catch (Exception e) {
         LOG.warn("drain did not complete", e);
+      }
+    }
+
+    /**
+     * Drains (see {@link #drain()}) unless already draining, leaves the registry and the cluster,
+     * then stops serving and frees everything.
+     */
+    @Override
+    public void close() {
+      if (server.state() != WorkerState.DRAINING) {
+        drain();
       }
       publisher.close();
       try {

@@ -1,6 +1,7 @@
 package dev.starserve.gateway.http;
 
 import dev.starserve.gateway.GatewayLimits;
+import dev.starserve.gateway.admission.AdmissionControl;
 import dev.starserve.gateway.api.openai.OpenAiApi;
 import dev.starserve.gateway.api.tgi.TgiApi;
 import dev.starserve.gateway.auth.ApiKeys;
@@ -9,18 +10,28 @@ import dev.starserve.gateway.metrics.GatewayMetrics;
 import dev.starserve.gateway.metrics.GatewayMetrics.Outcome;
 import io.vertx.core.Vertx;
 import io.vertx.core.buffer.Buffer;
+import io.vertx.core.json.JsonObject;
 import io.vertx.ext.web.Router;
 import io.vertx.ext.web.RoutingContext;
 import io.vertx.ext.web.handler.BodyHandler;
+import java.util.List;
 import java.util.Set;
+import java.util.function.BooleanSupplier;
 
 /**
  * The HTTP side of the gateway on one port: OpenAI under {@code /v1}, TGI at the root, {@code
  * /metrics}. API keys, body limit and router errors (404, 405, 413) answer in the shape of the API
  * the path belongs to.
+ *
+ * <p>While the gateway drains ({@code draining} true), the generation routes answer 503 with
+ * Retry-After and "gateway is draining" in their API's error shape, and {@code /health} answers 503
+ * {@code {"status": "draining", ...}}; everything else (/metrics, /info, /v1/models, /tokenize)
+ * still answers.
  */
 public final class HttpApi {
   private static final Set<String> OPEN_PATHS = Set.of("/health", "/metrics");
+  private static final List<String> GENERATION_PATHS =
+      List.of("/v1/completions", "/v1/chat/completions", "/generate", "/generate_stream", "/");
 
   private HttpApi() {}
 
@@ -29,7 +40,8 @@ public final class HttpApi {
       Generator generator,
       GatewayLimits limits,
       ApiKeys keys,
-      GatewayMetrics metrics) {
+      GatewayMetrics metrics,
+      BooleanSupplier draining) {
     Router router = Router.router(vertx);
     router
         .route()
@@ -51,6 +63,55 @@ public final class HttpApi {
                 .setBodyLimit(limits.maxBodyBytes())
                 .setHandleFileUploads(false)
                 .setDeleteUploadedFilesOnEnd(true));
+    for (String path : GENERATION_PATHS) {
+      router
+          .post(path)
+          .handler(
+              ctx -> {
+                if (!draining.getAsBoolean()) {
+                  ctx.next();
+                  return;
+                }
+                String api =
+                    switch (path) {
+                      case "/v1/completions" -> "openai_completions";
+                      case "/v1/chat/completions" -> "openai_chat";
+                      default -> "tgi";
+                    };
+                metrics.startRequest(api, "").end(Outcome.UNAVAILABLE);
+                ctx.response()
+                    .putHeader("retry-after", Integer.toString(limits.retryAfterSeconds()));
+                if (path.startsWith("/v1/")) {
+                  OpenAiApi.sendError(
+                      ctx.response(),
+                      503,
+                      AdmissionControl.DRAINING_MESSAGE,
+                      null,
+                      "gateway_draining");
+                } else {
+                  TgiApi.sendError(ctx.response(), 503, AdmissionControl.DRAINING_MESSAGE);
+                }
+              });
+    }
+    router
+        .get("/health")
+        .handler(
+            ctx -> {
+              if (!draining.getAsBoolean()) {
+                ctx.next();
+                return;
+              }
+              ctx.response()
+                  .setStatusCode(503)
+                  .putHeader("content-type", "application/json")
+                  .putHeader("retry-after", Integer.toString(limits.retryAfterSeconds()))
+                  .end(
+                      new JsonObject()
+                          .put("status", "draining")
+                          .put("error", AdmissionControl.DRAINING_MESSAGE)
+                          .put("error_type", "unhealthy")
+                          .encode());
+            });
     router
         .get("/metrics")
         .handler(

@@ -1,7 +1,9 @@
 package dev.starserve.gateway.admission;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starserve.gateway.generate.GenerationException;
 import dev.starserve.gateway.generate.GenerationListener;
@@ -118,5 +120,79 @@ class AdmissionControlTest {
     AdmissionControl admission = new AdmissionControl(throwing, 1, new GatewayMetrics(false));
     assertThrows(GenerationException.class, () -> admission.generate(request("a"), IGNORE));
     assertEquals(0, admission.inFlight("a"));
+  }
+
+  /** Records what a listener hears. */
+  private static final class Heard implements GenerationListener {
+    final List<String> events = new ArrayList<>();
+
+    @Override
+    public void onStarted(Started started) {
+      events.add("started");
+    }
+
+    @Override
+    public void onTokens(Tokens tokens) {
+      events.add("tokens");
+    }
+
+    @Override
+    public void onFinished(Finished finished) {
+      events.add("finished");
+    }
+
+    @Override
+    public void onError(GenerationException error) {
+      events.add(error.kind() + ": " + error.getMessage());
+    }
+  }
+
+  @Test
+  void drainingRefusesNewSequencesWaitsForTheAdmittedOnesAndCutsTheRest() {
+    Held held = new Held();
+    AdmissionControl admission = new AdmissionControl(held, 8, new GatewayMetrics(false));
+    Heard a = new Heard();
+    Heard b = new Heard();
+    admission.generate(request("m"), a);
+    admission.generate(request("m"), b);
+    assertEquals(2, admission.inFlight());
+
+    Future<Void> idle = admission.startDraining();
+    assertTrue(admission.draining());
+    GenerationException refused =
+        assertThrows(GenerationException.class, () -> admission.generate(request("m"), IGNORE));
+    assertEquals(GenerationException.Kind.UNAVAILABLE, refused.kind());
+    assertEquals("gateway is draining", refused.getMessage());
+    assertEquals(2, admission.inFlight(), "a refusal takes no slot");
+    assertEquals(2, held.listeners.size());
+
+    held.listeners.get(0).onTokens(Tokens.getDefaultInstance());
+    held.listeners.get(0).onFinished(Finished.getDefaultInstance());
+    assertEquals(List.of("tokens", "finished"), a.events);
+    assertEquals(1, admission.endedWhileDraining());
+    assertFalse(idle.isComplete(), "one sequence still runs");
+
+    Future<Integer> cut =
+        admission.cut(new GenerationException(GenerationException.Kind.UNAVAILABLE, "cut"));
+    assertEquals(1, cut.result(), "only the running one is cut");
+    assertEquals(List.of("UNAVAILABLE: cut"), b.events);
+    assertEquals(1, held.cancels, "the cut sequence is cancelled on its worker");
+    assertTrue(idle.succeeded());
+    assertEquals(0, admission.inFlight());
+    assertEquals(1, admission.endedWhileDraining(), "a cut is not counted as finished");
+    // whatever the generator still sends after the cut is dropped
+    held.listeners.get(1).onFinished(Finished.getDefaultInstance());
+    assertEquals(List.of("UNAVAILABLE: cut"), b.events);
+    assertEquals(0, admission.inFlight("m"));
+    assertTrue(admission.startDraining().succeeded(), "idempotent");
+  }
+
+  @Test
+  void drainingWithNothingInFlightIsIdleAtOnce() {
+    AdmissionControl admission = new AdmissionControl(new Held(), 1, new GatewayMetrics(false));
+    assertTrue(admission.startDraining().succeeded());
+    assertEquals(
+        0,
+        admission.cut(new GenerationException(GenerationException.Kind.UNAVAILABLE, "x")).result());
   }
 }
