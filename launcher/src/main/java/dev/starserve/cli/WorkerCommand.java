@@ -16,9 +16,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine.Command;
@@ -185,21 +183,13 @@ final class WorkerCommand implements Callable<Integer> {
             + running.server().options().modelId()
             + " on "
             + running.server().address());
-    CountDownLatch stopped = new CountDownLatch(1);
-    AtomicBoolean once = new AtomicBoolean();
-    Runtime.getRuntime()
-        .addShutdownHook(
-            Thread.ofPlatform()
-                .name("starserve-worker-shutdown")
-                .unstarted(
-                    () -> {
-                      if (once.compareAndSet(false, true)) {
-                        LOG.info("shutting down: draining for up to {}", running.drainTimeout());
-                        running.close();
-                        stopped.countDown();
-                      }
-                    }));
-    stopped.await();
+    // SIGTERM/SIGINT drain the worker and the command exits 0 (as the gateway does).
+    GatewayCommand.awaitShutdown(
+        "starserve-worker-shutdown",
+        () -> {
+          LOG.info("draining for up to {}", running.drainTimeout());
+          running.close();
+        });
     return 0;
   }
 
