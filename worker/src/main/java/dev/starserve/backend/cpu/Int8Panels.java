@@ -79,13 +79,6 @@ final class Int8Panels {
   }
 
   /**
-   * The scales of rows 0..L-1 ({@code half} 0) or L..P-1 (1) of the block whose scales are at sb.
-   */
-  private static FloatVector scale(MemorySegment w, long sb, int half) {
-    return FloatVector.fromMemorySegment(F, w, sb + 4L * L * half, LE);
-  }
-
-  /**
    * One token × one panel: {@code out[o0 + j] = Σ_k x[x0 + k] · w(panel row j, k)} for j in 0..P-1
    * over {@code blocks} blocks ({@code x} zero past the real columns); {@code wb} is the panel's
    * byte offset.
@@ -106,8 +99,8 @@ final class Int8Panels {
         a = q2(i).fma(v, a);
         b = q3(i).fma(v, b);
       }
-      ta = a.fma(scale(w, wb, 0), ta);
-      tb = b.fma(scale(w, wb, 1), tb);
+      ta = a.fma(FloatVector.fromMemorySegment(F, w, wb, LE), ta); // in place: see tile1x2
+      tb = b.fma(FloatVector.fromMemorySegment(F, w, wb + 4L * L, LE), tb);
       wb += SCALES;
     }
     ta.intoArray(out, o0);
@@ -145,10 +138,13 @@ final class Int8Panels {
         e = q2(j).fma(v, e);
         d = q3(j).fma(v, d);
       }
-      ta = a.fma(scale(w, wb, 0), ta);
-      tb = b.fma(scale(w, wb, 1), tb);
-      tc = e.fma(scale(w, wb + next, 0), tc);
-      td = d.fma(scale(w, wb + next, 1), td);
+      // The scales loaded in place, not through scale(): C2 refused to inline that helper here
+      // ("callee uses too much stack"), and the call then boxed a FloatVector and ran the Vector
+      // API's allocating fallback load, about 16 MB per decode step.
+      ta = a.fma(FloatVector.fromMemorySegment(F, w, wb, LE), ta);
+      tb = b.fma(FloatVector.fromMemorySegment(F, w, wb + 4L * L, LE), tb);
+      tc = e.fma(FloatVector.fromMemorySegment(F, w, wb + next, LE), tc);
+      td = d.fma(FloatVector.fromMemorySegment(F, w, wb + next + 4L * L, LE), td);
       wb += SCALES;
     }
     ta.intoArray(out, o0);
