@@ -2,8 +2,10 @@ package dev.starserve.bench.jmh;
 
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.Quantization;
 import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.backend.host.HostBuffer;
+import dev.starserve.backend.host.Int8Quantizer;
 import dev.starserve.checkpoint.DType;
 import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.GptBigCodeConfig;
@@ -23,8 +25,12 @@ import org.openjdk.jmh.annotations.TearDown;
  * as the model packs it. One token is a decode step (reads the whole weight for 2 FLOP per weight:
  * bandwidth-bound); 8 to 512 tokens are a decode batch or a prefill chunk (compute-bound).
  *
+ * <p>{@code weights=int8} quantizes a bf16 weight at upload ({@code --quantize int8}: blocks of 32
+ * input columns, one float32 scale each) and keeps a bf16 bias.
+ *
  * <p>Counted ({@link Work}): {@code gflop} = 2 · tokens · in · out; {@code gbyte} = the weight once
- * in its dtype, the bias, {@code tokens} input rows and {@code tokens} output rows in float32.
+ * as held (int8: 36 bytes per 32 weights), the bias, {@code tokens} input rows and {@code tokens}
+ * output rows in float32.
  *
  * <p>NOTE: in the model the weights of 20 layers pass between two uses of one weight, so each is
  * read from memory, never from the caches. To measure the same, the weight is uploaded several
@@ -46,7 +52,7 @@ public class LinearBench extends KernelBench {
    * upload the quantized weight in {@link #uploadWeight}; the rest of this benchmark stays as it
    * is.
    */
-  @Param({"f32", "bf16", "f16"})
+  @Param({"f32", "bf16", "f16", "int8"})
   public String weights;
 
   /** Rows of x: 1 = one decode token; more = a decode batch or a prefill chunk. */
@@ -109,8 +115,12 @@ public class LinearBench extends KernelBench {
     }
     backend = new CpuBackend(computeThreads(threads));
     arena = Arena.ofShared();
-    DType dtype = RandomData.dtype(weights);
-    long weightBytes = (long) outDim * in * dtype.byteSize();
+    boolean int8 = weights.equals("int8");
+    DType dtype = sourceDtype(weights);
+    long weightBytes =
+        int8
+            ? (long) outDim * Int8Quantizer.blocks(in) * (Int8Quantizer.BLOCK + 4)
+            : (long) outDim * in * dtype.byteSize();
     int copies = (int) Math.max(1, (((long) rotateMiB << 20) + weightBytes - 1) / weightBytes);
     w = new Matrix[copies];
     try (Arena source = Arena.ofShared()) {
@@ -136,7 +146,12 @@ public class LinearBench extends KernelBench {
 
   /** Prepares one copy of the weight as the model does. */
   private Matrix uploadWeight(TensorView t) {
-    return backend.uploadLinear(t);
+    return backend.uploadLinear(t, weights.equals("int8") ? Quantization.INT8 : Quantization.NONE);
+  }
+
+  /** The checkpoint dtype a {@code weights} value starts from (int8: quantized from bf16). */
+  static DType sourceDtype(String weights) {
+    return RandomData.dtype(weights.equals("int8") ? "bf16" : weights);
   }
 
   @Benchmark

@@ -117,13 +117,14 @@ class JmhBenchmarksTest {
     Map<String, String[]> linear = params.get(LinearBench.class.getName() + ".linear");
     assertEquals(
         List.of("1", "8", "32", "128", "512"), Arrays.asList(linear.get("tokens")), "tokens");
-    assertEquals(List.of("f32", "bf16", "f16"), Arrays.asList(linear.get("weights")), "weights");
+    assertEquals(
+        List.of("f32", "bf16", "f16", "int8"), Arrays.asList(linear.get("weights")), "weights");
     Map<String, String[]> attention = params.get(AttentionBench.class.getName() + ".attention");
     assertEquals(List.of("128", "512", "2048"), Arrays.asList(attention.get("context")));
   }
 
   @ParameterizedTest
-  @CsvSource({"f32, 1", "bf16, 1", "f16, 8", "bf16, 8"})
+  @CsvSource({"f32, 1", "bf16, 1", "f16, 8", "bf16, 8", "int8, 1", "int8, 8"})
   void linearComputesTheProductOfItsWeightAsTheReferenceBackendDoes(String weights, int tokens) {
     LinearBench b = new LinearBench();
     b.layer = "attn.c_attn";
@@ -141,17 +142,21 @@ class JmhBenchmarksTest {
       int out = b.out.cols();
       assertEquals(768, in);
       assertEquals(768 + 2 * 64, out);
+      // int8: the reference backend quantizes the same bf16 weight (its scalar twin).
       var w =
-          ref.upload(
+          ref.uploadLinear(
               RandomData.tensor(
                   arena,
                   "w",
-                  RandomData.dtype(weights),
+                  LinearBench.sourceDtype(weights),
                   LinearBench.WEIGHT_SEED,
                   0,
                   0.02f,
                   out,
-                  in));
+                  in),
+              weights.equals("int8")
+                  ? dev.starserve.backend.Quantization.INT8
+                  : dev.starserve.backend.Quantization.NONE);
       Buffer expected = ref.allocate(tokens, out);
       ref.linear(b.x, tokens, w, b.bias, expected);
       assertClose(data(expected), data(b.out), tokens * out, "linear " + weights);
