@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import dev.starserve.backend.cuda.CudaProbe;
 import java.nio.file.Path;
 import org.junit.jupiter.api.BeforeAll;
@@ -63,12 +64,39 @@ class DeviceFlagTest {
   }
 
   @Test
-  void autoWithoutAGpuGivesExactlyWhatTheCpuGives() {
+  void autoWithoutAGpuGivesWhatTheCpuGives() throws Exception {
     CommandLineTest.Run cpu = generate("cpu");
     CommandLineTest.Run auto = generate("auto");
     assertEquals(0, cpu.code(), cpu.err());
     assertEquals(0, auto.code(), auto.err());
-    assertEquals(cpu.out(), auto.out());
+    // Same tokens and text; logprobs within 1e-4, not bit for bit: the two runs share one JVM, and
+    // a Vector API kernel sums its lanes in another order before C2 compiles it than after.
+    assertSame(Json.MAPPER.readTree(cpu.out()), Json.MAPPER.readTree(auto.out()), "$");
+  }
+
+  private static void assertSame(JsonNode expected, JsonNode actual, String path) {
+    if (expected.isNumber() && expected.isFloatingPointNumber()) {
+      assertTrue(actual.isNumber(), path + ": " + actual);
+      assertEquals(expected.asDouble(), actual.asDouble(), 1e-4, path);
+      return;
+    }
+    assertEquals(expected.getNodeType(), actual.getNodeType(), path);
+    if (expected.isContainerNode()) {
+      assertEquals(expected.size(), actual.size(), path + " size");
+      if (expected.isArray()) {
+        for (int i = 0; i < expected.size(); i++) {
+          assertSame(expected.get(i), actual.get(i), path + "[" + i + "]");
+        }
+      } else {
+        for (var names = expected.fieldNames(); names.hasNext(); ) {
+          String name = names.next();
+          assertTrue(actual.has(name), path + "." + name + " missing");
+          assertSame(expected.get(name), actual.get(name), path + "." + name);
+        }
+      }
+    } else {
+      assertEquals(expected, actual, path);
+    }
   }
 
   @Test
