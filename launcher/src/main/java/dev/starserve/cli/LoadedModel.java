@@ -74,11 +74,6 @@ record LoadedModel(ModelDirectory dir, Tokenizer tokenizer, LanguageModel model)
         md.config(), md.weights(), n, r -> Devices.backend(host, perRank, quantize), quantize);
   }
 
-  /** A new backend for {@code --device} holding unquantized weights ({@link Devices}). */
-  static Backend backend(String device, int threads) {
-    return Devices.backend(device, threads, Quantization.NONE);
-  }
-
   static int defaultThreads() {
     return Runtime.getRuntime().availableProcessors();
   }

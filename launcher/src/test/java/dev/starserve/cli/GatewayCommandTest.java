@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.starserve.cluster.FailoverProcessTest;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,22 +18,6 @@ import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
 class GatewayCommandTest {
-  // What the starserve script passes (as JVM_FLAGS), less the vector module.
-  private static final List<String> JVM_FLAGS =
-      List.of(
-          "--enable-native-access=ALL-UNNAMED",
-          "--sun-misc-unsafe-memory-access=allow",
-          "--add-opens",
-          "java.base/java.lang=ALL-UNNAMED",
-          "--add-opens",
-          "java.base/sun.nio.ch=ALL-UNNAMED",
-          "--add-opens",
-          "java.management/sun.management=ALL-UNNAMED",
-          "--add-opens",
-          "jdk.management/com.sun.management.internal=ALL-UNNAMED",
-          "--add-exports",
-          "java.base/jdk.internal.ref=ALL-UNNAMED");
-
   @TempDir Path tmp;
 
   private static GatewayCommand parse(Map<String, String> env, String... args) {
@@ -61,7 +46,7 @@ class GatewayCommandTest {
   void sigtermDrainsTheGatewayProcessWhichExitsZero() throws Exception {
     List<String> cmd = new ArrayList<>();
     cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-    cmd.addAll(JVM_FLAGS);
+    cmd.addAll(FailoverProcessTest.JVM_FLAGS);
     cmd.addAll(List.of("-Xmx256m", "-XX:+UseSerialGC"));
     cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
     cmd.addAll(

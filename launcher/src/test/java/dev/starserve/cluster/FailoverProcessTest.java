@@ -63,12 +63,12 @@ import org.junit.jupiter.api.io.TempDir;
  * </pre>
  */
 @Timeout(value = 240, unit = TimeUnit.SECONDS)
-class FailoverProcessTest {
+public class FailoverProcessTest {
   static final int STREAMS = 16;
   static final int NEW_TOKENS = 64;
   static final String MODEL = "tiny";
   // What the starserve script passes (JVM_FLAGS; the parent pom's starserve.jvm.flags).
-  static final List<String> JVM_FLAGS =
+  public static final List<String> JVM_FLAGS =
       List.of(
           "--add-modules",
           "jdk.incubator.vector",
