@@ -30,11 +30,19 @@ public final class CpuBackend extends HostBackend {
   private final ComputePool pool;
   private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
   private final PanelGemm gemm;
+  // Multi-query attention scratch per worker: scores of every head lane, the transposed query, the
+  // softmax sums (grown outside parallel regions).
+  private float[][] mqaScores;
+  private float[][] mqaQuery;
+  private float[][] mqaSums;
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
     this.gemm = new PanelGemm(pool);
     this.scores = new float[threads][256];
+    this.mqaScores = new float[threads][256];
+    this.mqaQuery = new float[threads][0];
+    this.mqaSums = new float[threads][0];
   }
 
   @Override
@@ -242,6 +250,10 @@ public final class CpuBackend extends HostBackend {
       float[][] grown = new float[scores.length][Math.max(maxLen, scores[0].length * 2)];
       scores = grown;
     }
+    if (shape.multiQuery()) {
+      multiQueryAttention(in, batch, shape, kv, layer, maxLen, o);
+      return;
+    }
     // NOTE: one pair of arrays is null; the storage is picked per position with a null test (a
     // branch that always goes the same way) rather than a type test inside the loop.
     float[] keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
@@ -283,6 +295,75 @@ public final class CpuBackend extends HostBackend {
               VectorKernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesF, inv, o, dst, hd);
             } else {
               KvBf16Kernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesB, inv, o, dst, hd);
+            }
+          }
+        });
+  }
+
+  /**
+   * Multi-query attention token by token, the heads in vector lanes ({@link MqaKernels}): scores of
+   * every head at once, the softmax over positions, then one weighted sum of value rows per head.
+   */
+  private void multiQueryAttention(
+      float[] in,
+      BatchLayout batch,
+      AttentionShape shape,
+      HostKvCache kv,
+      int layer,
+      int maxLen,
+      float[] o) {
+    int hd = shape.headDim();
+    int nHead = shape.nHead();
+    int hp = MqaKernels.headLanes(nHead);
+    int qkvDim = shape.qkvDim();
+    int kvDim = shape.kvDim();
+    int outDim = shape.outDim();
+    if (mqaScores[0].length < maxLen * hp
+        || mqaQuery[0].length < hd * hp
+        || mqaSums[0].length < hp) {
+      int threads = mqaScores.length;
+      mqaScores = new float[threads][Math.max(maxLen * hp, mqaScores[0].length * 2)];
+      mqaQuery = new float[threads][hd * hp];
+      mqaSums = new float[threads][hp];
+    }
+    float[] keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
+    float[] valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
+    short[] keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
+    short[] valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
+    float[][] pScratch = scores;
+    float[][] sScratch = mqaScores;
+    float[][] qScratch = mqaQuery;
+    float[][] sumScratch = mqaSums;
+    float scale = shape.scale();
+    int bs = batch.blockSize();
+    int q0 = shape.qOffset(0);
+    pool.parallelFor(
+        batch.numTokens(),
+        1,
+        (from, to, worker) -> {
+          float[] p = pScratch[worker];
+          float[] s = sScratch[worker];
+          float[] qt = qScratch[worker];
+          float[] sums = sumScratch[worker];
+          for (int t = from; t < to; t++) {
+            int len = batch.positions()[t] + 1;
+            int[] table = batch.blockTables()[batch.tokenSeq()[t]];
+            MqaKernels.transposeQuery(in, t * qkvDim + q0, nHead, hd, scale, qt, hp);
+            if (keysF != null) {
+              MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysF, s);
+            } else {
+              MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysB, s);
+            }
+            MqaKernels.softmax(s, len, hp, sums);
+            for (int h = 0; h < nHead; h++) {
+              MqaKernels.gather(s, len, hp, h, p);
+              int dst = t * outDim + h * hd;
+              float inv = 1f / sums[h];
+              if (valuesF != null) {
+                VectorKernels.weightedSum(p, len, table, bs, kvDim, 0, valuesF, inv, o, dst, hd);
+              } else {
+                KvBf16Kernels.weightedSum(p, len, table, bs, kvDim, 0, valuesB, inv, o, dst, hd);
+              }
             }
           }
         });

@@ -239,6 +239,55 @@ class CpuBackendTest {
     }
   }
 
+  /**
+   * Multi-query attention at model-like widths (the heads in vector lanes: 1 head, 12 = one padded
+   * pair of vectors, 20 = more than one pair) over contexts long enough for groups of four
+   * positions and a tail: three sequences with scattered tables, a prefill chunk each, then decode
+   * steps of all three together.
+   */
+  @ParameterizedTest(name = "nHead={0} headDim={1} {2}")
+  @CsvSource({
+    "1, 64, FP32", "12, 64, FP32", "20, 23, FP32", "16, 8, FP32",
+    "1, 64, BF16", "12, 64, BF16", "20, 23, BF16", "16, 8, BF16",
+  })
+  void multiQueryAttentionMatchesReferenceAtModelWidths(int nHead, int hd, KvDType dtype) {
+    AttentionShape shape = new AttentionShape(nHead, 1, hd, (float) (1 / Math.sqrt(hd)));
+    int blockSize = 16;
+    int blocks = 24;
+    int[][] tables = {{5, 1, 7, 2, 0, 11, 13, 15}, {3, 6, 4, 8, 9, 17, 19, 21}, {10, 12, 14, 16}};
+    KvCache refCache = REF.allocateKvCache(1, blocks, blockSize, shape.kvDim(), dtype);
+    KvCache cpuCache = CPU.allocateKvCache(1, blocks, blockSize, shape.kvDim(), dtype);
+    int[] lens = {0, 0, 0};
+    int[][] steps = {{37, 70, 5}, {1, 1, 1}, {1, 1, 1}, {3, 0, 1}, {1, 1, 1}}; // new tokens per seq
+    long seed = 300;
+    for (int[] st : steps) {
+      int n = st[0] + st[1] + st[2];
+      int[] ids = new int[n];
+      int[] pos = new int[n];
+      int[] seq = new int[n];
+      int[] slots = new int[n];
+      int i = 0;
+      for (int q = 0; q < 3; q++) {
+        for (int k = 0; k < st[q]; k++, i++) {
+          seq[i] = q;
+          pos[i] = lens[q]++;
+          slots[i] = tables[q][pos[i] / blockSize] * blockSize + pos[i] % blockSize;
+        }
+      }
+      BatchLayout batch = new BatchLayout(ids, pos, slots, seq, tables, blockSize);
+      float[] qkv = randomArray(seed++, n * shape.qkvDim(), 2.0);
+      float[] ref = runAttention(REF, qkv, batch, shape, refCache);
+      float[] got = runAttention(CPU, qkv, batch, shape, cpuCache);
+      assertClose(
+          ref,
+          got,
+          n * shape.outDim(),
+          ATOL,
+          RTOL,
+          dtype + " multi-query attention nHead=" + nHead + " hd=" + hd + " lens=" + lens[0]);
+    }
+  }
+
   private static float[] runAttention(
       Backend be, float[] qkv, BatchLayout batch, AttentionShape shape, KvCache cache) {
     int n = batch.numTokens();
