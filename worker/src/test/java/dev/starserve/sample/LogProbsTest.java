@@ -34,7 +34,35 @@ class LogProbsTest {
     assertEquals(expected, LogProbs.logSumExp(logits, 0, 4), 1e-9);
     float[] small = {0.5f, -1.25f, 2f};
     double direct = Math.log(Math.exp(0.5) + Math.exp(-1.25) + Math.exp(2));
-    assertEquals(direct, LogProbs.logSumExp(small, 0, 3), 1e-12);
+    assertEquals(direct, LogProbs.logSumExp(small, 0, 3), 1e-12); // three entries: the tail
+  }
+
+  /** Vocabulary-sized rows (whole vector chunks and a tail) against the float64 definition. */
+  @Test
+  void logSumExpOfLongRowsMatchesTheFloat64DefinitionWithin1e6() {
+    SplittableRandom r = new SplittableRandom(11);
+    for (int n : new int[] {49152, 50257, 4096 + 7, 257}) {
+      for (double std : new double[] {0.5, 4, 30}) {
+        float[] logits = new float[n + 5];
+        for (int i = 0; i < logits.length; i++) {
+          logits[i] = (float) (r.nextGaussian() * std + 3);
+        }
+        logits[5 + n / 3] = Float.NEGATIVE_INFINITY; // a banned id
+        double max = Double.NEGATIVE_INFINITY;
+        for (int i = 5; i < n + 5; i++) {
+          max = Math.max(max, logits[i]);
+        }
+        double sum = 0;
+        for (int i = 5; i < n + 5; i++) {
+          sum += Math.exp(logits[i] - max);
+        }
+        double expected = max + Math.log(sum);
+        assertEquals(expected, LogProbs.logSumExp(logits, 5, n), 1e-6, "n=" + n + " std=" + std);
+      }
+    }
+    float[] banned = new float[64];
+    Arrays.fill(banned, Float.NEGATIVE_INFINITY);
+    assertEquals(Double.NEGATIVE_INFINITY, LogProbs.logSumExp(banned, 0, 64));
   }
 
   @Test
