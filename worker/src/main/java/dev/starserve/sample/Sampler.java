@@ -40,14 +40,16 @@ public final class Sampler {
   static final class Scratch {
     float[] work = new float[0];
     double[] probs = new double[0];
-    int[] heap = new int[0];
+    double[] dist = new double[0]; // typical-p: |−log p − H|, NaN where p = 0
+    int[] ids = new int[0]; // top-p / typical-p candidates, rearranged by selectPrefix
     float[] select = new float[0];
 
     void ensure(int v) {
       if (work.length < v) {
         work = new float[v];
         probs = new double[v];
-        heap = new int[v];
+        dist = new double[v];
+        ids = new int[v];
         select = new float[v];
       }
     }
@@ -128,12 +130,14 @@ public final class Sampler {
     Scratch s = SCRATCH.get();
     s.ensure(vocab);
     float[] w = s.work;
-    process(logits, off, s);
+    boolean normalized = process(logits, off, s);
     if (params.isGreedy()) {
       return LogProbs.argmax(w, 0, vocab);
     }
     double[] p = s.probs;
-    softmax(w, p);
+    if (!normalized) {
+      softmax(w, p);
+    }
     double u = rng.nextDouble();
     double acc = 0;
     int last = -1;
@@ -153,18 +157,23 @@ public final class Sampler {
   double[] distribution(float[] logits, int off) {
     Scratch s = SCRATCH.get();
     s.ensure(vocab);
-    process(logits, off, s);
+    boolean normalized = process(logits, off, s);
     double[] out = new double[vocab];
     if (params.isGreedy()) {
       out[LogProbs.argmax(s.work, 0, vocab)] = 1;
+    } else if (normalized) {
+      System.arraycopy(s.probs, 0, out, 0, vocab);
     } else {
       softmax(s.work, out);
     }
     return out;
   }
 
-  /** Leaves the processed logits in {@code s.work[0, vocab)} (−∞ = removed). */
-  private void process(float[] logits, int off, Scratch s) {
+  /**
+   * Leaves the processed logits in {@code s.work[0, vocab)} (−∞ = removed) and returns whether
+   * {@code s.probs[0, vocab)} already holds their softmax.
+   */
+  private boolean process(float[] logits, int off, Scratch s) {
     float[] w = s.work;
     System.arraycopy(logits, off, w, 0, vocab);
     for (int id : suppressed) {
@@ -190,7 +199,7 @@ public final class Sampler {
       }
     }
     if (params.isGreedy()) {
-      return;
+      return false;
     }
     if (params.temperature() != 1.0) {
       float t = (float) params.temperature();
@@ -206,15 +215,23 @@ public final class Sampler {
         }
       }
     }
+    boolean cut = false;
     if (params.topP() < 1.0) {
       topP(w, s);
+      cut = true;
     }
     if (params.minP() > 0) {
       minP(w, s.probs);
+      cut = true;
     }
     if (params.typicalP() < 1.0) {
       typical(w, s);
+      cut = true;
     }
+    if (cut) {
+      renormalize(w, s.probs);
+    }
+    return cut;
   }
 
   /** softmax of w into p (0 where w is −∞), in double. */
@@ -234,23 +251,53 @@ public final class Sampler {
     }
   }
 
-  /** HF top-p: keep a token while the mass of the tokens ranked above it is below top_p. */
+  /**
+   * Turns {@code p}, the softmax of {@code w} taken before the last cut, into the softmax after it:
+   * zero where the cut set −∞, divide by what is left. Saves {@link #sample} a pass of {@code
+   * Math.exp} over the vocabulary.
+   *
+   * <p>NOTE: equal to a fresh softmax up to rounding: the same exponentials, divided in two steps
+   * instead of one. Top-p and min-p always keep the most likely token, so the max does not move;
+   * typical-p may drop it, but what it keeps holds at least 1/n² of the mass (its first token has
+   * −log p ≤ 2H ≤ 2 log n), so an exponential that the old max made subnormal stays below 1e-290
+   * after the division. SamplerSelectionTest holds it to 1e-12 of a fresh softmax.
+   */
+  private void renormalize(float[] w, double[] p) {
+    double sum = 0;
+    for (int i = 0; i < vocab; i++) {
+      if (w[i] == Float.NEGATIVE_INFINITY) {
+        p[i] = 0;
+      }
+      sum += p[i];
+    }
+    for (int i = 0; i < vocab; i++) {
+      p[i] /= sum;
+    }
+  }
+
+  /**
+   * HF top-p: rank tokens by probability (descending, lower id first on ties) and keep a token
+   * while the mass of the tokens ranked above it is below top_p. Leaves the softmax before the cut
+   * in {@code s.probs}.
+   */
   private void topP(float[] w, Scratch s) {
     double[] p = s.probs;
     softmax(w, p);
-    int n = buildHeap(s.heap, p, true);
-    double above = 0;
-    double topP = params.topP();
-    while (n > 0 && above < topP) {
-      int id = s.heap[0];
-      n = pop(s.heap, n, p, true);
-      above += p[id];
-      p[id] = -1; // mark kept
-    }
+    int[] ids = s.ids;
+    int n = 0;
     for (int i = 0; i < vocab; i++) {
-      if (p[i] >= 0) {
-        w[i] = Float.NEGATIVE_INFINITY;
+      if (p[i] > 0) {
+        ids[n++] = i;
+      } else if (p[i] == 0) {
+        w[i] = Float.NEGATIVE_INFINITY; // underflowed: not ranked, so never kept
       }
+    }
+    if (n == 0) {
+      return;
+    }
+    int kept = selectPrefix(ids, n, p, true, p, params.topP());
+    for (int j = kept; j < n; j++) {
+      w[ids[j]] = Float.NEGATIVE_INFINITY;
     }
   }
 
@@ -283,38 +330,27 @@ public final class Sampler {
         entropy -= p[i] * Math.log(p[i]);
       }
     }
-    double[] dist = distances(p, entropy);
-    int n = buildHeap(s.heap, dist, false);
-    double cum = 0;
-    double threshold = Double.POSITIVE_INFINITY;
-    while (n > 0) {
-      int id = s.heap[0];
-      n = pop(s.heap, n, dist, false);
-      cum += p[id];
-      if (cum >= params.typicalP() || n == 0) {
-        threshold = dist[id];
-        break;
+    double[] dist = s.dist;
+    int[] ids = s.ids;
+    int n = 0;
+    for (int i = 0; i < vocab; i++) {
+      if (p[i] > 0) {
+        dist[i] = Math.abs(-Math.log(p[i]) - entropy);
+        ids[n++] = i;
+      } else {
+        dist[i] = Double.NaN;
       }
     }
-    for (int i = 0; i < vocab; i++) {
-      if (p[i] > 0 && dist[i] > threshold) {
-        w[i] = Float.NEGATIVE_INFINITY;
+    if (n == 0) {
+      return;
+    }
+    int taken = selectPrefix(ids, n, dist, false, p, params.typicalP());
+    double threshold = dist[ids[taken - 1]];
+    for (int j = taken; j < n; j++) {
+      if (dist[ids[j]] > threshold) {
+        w[ids[j]] = Float.NEGATIVE_INFINITY;
       }
     }
-  }
-
-  private static final ThreadLocal<double[]> DIST = ThreadLocal.withInitial(() -> new double[0]);
-
-  private double[] distances(double[] p, double entropy) {
-    double[] d = DIST.get();
-    if (d.length < vocab) {
-      d = new double[vocab];
-      DIST.set(d);
-    }
-    for (int i = 0; i < vocab; i++) {
-      d[i] = p[i] > 0 ? Math.abs(-Math.log(p[i]) - entropy) : Double.NaN;
-    }
-    return d;
   }
 
   /** The k-th largest value of w (1-based), by quickselect on a copy. */
@@ -354,52 +390,63 @@ public final class Sampler {
   }
 
   /**
-   * Builds a binary heap of the ids with a usable key (p > 0 for probabilities, a number for
-   * distances): a max-heap when {@code max}, else a min-heap. Ties: lower id first.
+   * Weighted quickselect. Ranks {@code ids[0, n)} by {@code key} (descending or ascending, the
+   * lower id first on equal keys) and finds the shortest ranked prefix whose {@code mass} (each >
+   * 0) reaches {@code target}, or all n if none does. Rearranges {@code ids} so that this prefix is
+   * {@code ids[0, k)}, its last-ranked id at {@code ids[k - 1]}, and returns k. This is what taking
+   * the ids one by one in rank order until the running mass reaches the target keeps, in expected
+   * O(n) instead of a sort: each round partitions the open range around a random pivot, sums the
+   * mass ranked before it, and goes on in one side only.
+   *
+   * <pre>
+   * ids: [ kept, ranked first | open: lo..hi, partitioned each round | cut, ranked last ]
+   *       0                    lo                                     hi              n
+   * </pre>
+   *
+   * <p>NOTE: the running mass is summed block by block rather than one id at a time in rank order,
+   * so the prefix may differ from that of the one-by-one walk (the binary heap this replaced), but
+   * only where a partial sum lies within rounding (a few ulps, at most n·ulp(1)) of {@code target}:
+   * in practice where tied probabilities add up to it (k equal p = 1/m with k/m = top_p), or where
+   * a target within 1e-6 of 1 meets a tail that adds less than an ulp per token. The pivots come
+   * from a fixed sequence, so equal inputs give equal results.
    */
-  private int buildHeap(int[] heap, double[] key, boolean max) {
-    int n = 0;
-    for (int i = 0; i < vocab; i++) {
-      if (max ? key[i] > 0 : !Double.isNaN(key[i])) {
-        heap[n++] = i;
+  static int selectPrefix(
+      int[] ids, int n, double[] key, boolean descending, double[] mass, double target) {
+    int lo = 0;
+    int hi = n;
+    double above = 0; // mass of ids[0, lo); below target while the loop runs
+    long state = 0x9E3779B97F4A7C15L;
+    while (lo < hi) {
+      state = state * 6364136223846793005L + 1442695040888963407L; // Knuth's MMIX LCG
+      int r = lo + (int) (((state >>> 33) * (hi - lo)) >>> 31);
+      int pivot = ids[r];
+      ids[r] = ids[hi - 1];
+      ids[hi - 1] = pivot;
+      double pk = key[pivot];
+      int mid = lo; // ids[lo, mid) rank before the pivot, ids[mid, j) after it
+      double before = 0;
+      for (int j = lo; j < hi - 1; j++) {
+        int id = ids[j];
+        double k = key[id];
+        if (descending ? k > pk || (k == pk && id < pivot) : k < pk || (k == pk && id < pivot)) {
+          ids[j] = ids[mid];
+          ids[mid++] = id;
+          before += mass[id];
+        }
+      }
+      ids[hi - 1] = ids[mid];
+      ids[mid] = pivot;
+      if (above + before >= target) {
+        hi = mid; // reached inside ids[lo, mid), which is not empty as above < target
+      } else {
+        above += before;
+        above += mass[pivot];
+        lo = mid + 1;
+        if (above >= target) {
+          return lo; // reached at the pivot
+        }
       }
     }
-    for (int i = n / 2 - 1; i >= 0; i--) {
-      siftDown(heap, i, n, key, max);
-    }
-    return n;
-  }
-
-  private static int pop(int[] heap, int n, double[] key, boolean max) {
-    heap[0] = heap[--n];
-    siftDown(heap, 0, n, key, max);
-    return n;
-  }
-
-  private static boolean before(int a, int b, double[] key, boolean max) {
-    if (key[a] != key[b]) {
-      return max ? key[a] > key[b] : key[a] < key[b];
-    }
-    return a < b;
-  }
-
-  private static void siftDown(int[] heap, int i, int n, double[] key, boolean max) {
-    while (true) {
-      int l = 2 * i + 1;
-      if (l >= n) {
-        return;
-      }
-      int best = l;
-      if (l + 1 < n && before(heap[l + 1], heap[l], key, max)) {
-        best = l + 1;
-      }
-      if (!before(heap[best], heap[i], key, max)) {
-        return;
-      }
-      int t = heap[i];
-      heap[i] = heap[best];
-      heap[best] = t;
-      i = best;
-    }
+    return lo;
   }
 }
