@@ -35,6 +35,9 @@ public final class CpuBackend extends HostBackend {
   private float[][] mqaScores;
   private float[][] mqaQuery;
   private float[][] mqaSums;
+  private final LayerNormTask layerNormTask = new LayerNormTask();
+  private final ActivationTask activationTask = new ActivationTask();
+  private final MqaTask mqaTask = new MqaTask();
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
@@ -60,15 +63,39 @@ public final class CpuBackend extends HostBackend {
     float[] o = HostBuffer.of(out).data();
     HostMatrix g = HostMatrix.of(gamma);
     HostMatrix b = HostMatrix.of(beta);
-    int d = x.cols();
-    pool.parallelFor(
-        n,
-        4,
-        (from, to, w) -> {
-          for (int t = from; t < to; t++) {
-            layerNormRow(in, t * d, d, g, b, eps, o);
-          }
-        });
+    layerNormTask.set(in, o, g, b, eps, x.cols());
+    pool.parallelFor(n, 4, layerNormTask);
+  }
+
+  /**
+   * Rows {@code [from, to)} of a LayerNorm. NOTE: this backend's parallel calls go through reusable
+   * task objects (arguments set before each call, published by the pool's volatile hand-off), not
+   * capturing lambdas, which allocated one object per call on the engine thread, about 160 per
+   * decode step (see also {@link PanelGemm}).
+   */
+  private static final class LayerNormTask implements ComputePool.RangeTask {
+    private float[] in;
+    private float[] o;
+    private HostMatrix g;
+    private HostMatrix b;
+    private float eps;
+    private int d;
+
+    void set(float[] in, float[] o, HostMatrix g, HostMatrix b, float eps, int d) {
+      this.in = in;
+      this.o = o;
+      this.g = g;
+      this.b = b;
+      this.eps = eps;
+      this.d = d;
+    }
+
+    @Override
+    public void run(int from, int to, int worker) {
+      for (int t = from; t < to; t++) {
+        layerNormRow(in, t * d, d, g, b, eps, o);
+      }
+    }
   }
 
   private static void layerNormRow(
@@ -172,28 +199,42 @@ public final class CpuBackend extends HostBackend {
     int d = x.cols();
     // NOTE: split by rows, never inside one: every row then takes the same vector-body/scalar-tail
     // path whatever the batch size, so a token's activations do not depend on its batch.
-    pool.parallelFor(
-        n,
-        1,
-        (from, to, w) -> {
-          for (int row = from; row < to; row++) {
-            int lo = row * d;
-            int hi = lo + d;
-            switch (kind) {
-              case GELU_TANH -> geluTanh(a, lo, hi);
-              case GELU_ERF -> {
-                for (int i = lo; i < hi; i++) {
-                  a[i] = Gelu.erf(a[i]);
-                }
-              }
-              case RELU -> {
-                for (int i = lo; i < hi; i++) {
-                  a[i] = Math.max(0f, a[i]);
-                }
-              }
+    activationTask.set(a, d, kind);
+    pool.parallelFor(n, 1, activationTask);
+  }
+
+  /** Rows {@code [from, to)} of an activation, in place. */
+  private static final class ActivationTask implements ComputePool.RangeTask {
+    private float[] a;
+    private int d;
+    private Activation kind;
+
+    void set(float[] a, int d, Activation kind) {
+      this.a = a;
+      this.d = d;
+      this.kind = kind;
+    }
+
+    @Override
+    public void run(int from, int to, int worker) {
+      for (int row = from; row < to; row++) {
+        int lo = row * d;
+        int hi = lo + d;
+        switch (kind) {
+          case GELU_TANH -> geluTanh(a, lo, hi);
+          case GELU_ERF -> {
+            for (int i = lo; i < hi; i++) {
+              a[i] = Gelu.erf(a[i]);
             }
           }
-        });
+          case RELU -> {
+            for (int i = lo; i < hi; i++) {
+              a[i] = Math.max(0f, a[i]);
+            }
+          }
+        }
+      }
+    }
   }
 
   private static void geluTanh(float[] a, int from, int to) {
@@ -326,47 +367,75 @@ public final class CpuBackend extends HostBackend {
       mqaQuery = new float[threads][hd * hp];
       mqaSums = new float[threads][hp];
     }
-    float[] keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
-    float[] valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
-    short[] keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
-    short[] valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
-    float[][] pScratch = scores;
-    float[][] sScratch = mqaScores;
-    float[][] qScratch = mqaQuery;
-    float[][] sumScratch = mqaSums;
-    float scale = shape.scale();
-    int bs = batch.blockSize();
-    int q0 = shape.qOffset(0);
-    pool.parallelFor(
-        batch.numTokens(),
-        1,
-        (from, to, worker) -> {
-          float[] p = pScratch[worker];
-          float[] s = sScratch[worker];
-          float[] qt = qScratch[worker];
-          float[] sums = sumScratch[worker];
-          for (int t = from; t < to; t++) {
-            int len = batch.positions()[t] + 1;
-            int[] table = batch.blockTables()[batch.tokenSeq()[t]];
-            MqaKernels.transposeQuery(in, t * qkvDim + q0, nHead, hd, scale, qt, hp);
-            if (keysF != null) {
-              MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysF, s);
-            } else {
-              MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysB, s);
-            }
-            MqaKernels.softmax(s, len, hp, sums);
-            for (int h = 0; h < nHead; h++) {
-              MqaKernels.gather(s, len, hp, h, p);
-              int dst = t * outDim + h * hd;
-              float inv = 1f / sums[h];
-              if (valuesF != null) {
-                VectorKernels.weightedSum(p, len, table, bs, kvDim, 0, valuesF, inv, o, dst, hd);
-              } else {
-                KvBf16Kernels.weightedSum(p, len, table, bs, kvDim, 0, valuesB, inv, o, dst, hd);
-              }
-            }
+    mqaTask.in = in;
+    mqaTask.o = o;
+    mqaTask.batch = batch;
+    mqaTask.nHead = nHead;
+    mqaTask.hd = hd;
+    mqaTask.hp = hp;
+    mqaTask.qkvDim = qkvDim;
+    mqaTask.kvDim = kvDim;
+    mqaTask.outDim = outDim;
+    mqaTask.q0 = shape.qOffset(0);
+    mqaTask.scale = shape.scale();
+    mqaTask.keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
+    mqaTask.valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
+    mqaTask.keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
+    mqaTask.valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
+    pool.parallelFor(batch.numTokens(), 1, mqaTask);
+  }
+
+  /**
+   * Tokens {@code [from, to)} of a multi-query attention call; the per-worker scratch is read from
+   * the backend (grown before the call). The arguments are plain fields, set by the engine thread
+   * before each call.
+   */
+  private final class MqaTask implements ComputePool.RangeTask {
+    float[] in;
+    float[] o;
+    BatchLayout batch;
+    int nHead;
+    int hd;
+    int hp;
+    int qkvDim;
+    int kvDim;
+    int outDim;
+    int q0;
+    float scale;
+    float[] keysF;
+    float[] valuesF;
+    short[] keysB;
+    short[] valuesB;
+
+    @Override
+    public void run(int from, int to, int worker) {
+      float[] p = scores[worker];
+      float[] s = mqaScores[worker];
+      float[] qt = mqaQuery[worker];
+      float[] sums = mqaSums[worker];
+      int bs = batch.blockSize();
+      for (int t = from; t < to; t++) {
+        int len = batch.positions()[t] + 1;
+        int[] table = batch.blockTables()[batch.tokenSeq()[t]];
+        MqaKernels.transposeQuery(in, t * qkvDim + q0, nHead, hd, scale, qt, hp);
+        if (keysF != null) {
+          MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysF, s);
+        } else {
+          MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysB, s);
+        }
+        MqaKernels.softmax(s, len, hp, sums);
+        for (int h = 0; h < nHead; h++) {
+          MqaKernels.gather(s, len, hp, h, p);
+          int dst = t * outDim + h * hd;
+          float inv = 1f / sums[h];
+          if (valuesF != null) {
+            VectorKernels.weightedSum(p, len, table, bs, kvDim, 0, valuesF, inv, o, dst, hd);
+          } else {
+            KvBf16Kernels.weightedSum(p, len, table, bs, kvDim, 0, valuesB, inv, o, dst, hd);
           }
-        });
+        }
+      }
+    }
   }
 
   @Override

@@ -47,6 +47,8 @@ final class PanelGemm {
   private float[] xd = new float[0]; // one token's activations padded to whole int8 blocks
   private int[] groupStart = new int[0]; // first token of each group
   private int[] groupSize = new int[0]; // 4 tokens, or 6 (f16)
+  private final DecodeTask decodeTask = new DecodeTask();
+  private final GemmTask gemmTask = new GemmTask();
 
   PanelGemm(ComputePool pool) {
     this.pool = pool;
@@ -71,15 +73,9 @@ final class PanelGemm {
         Arrays.fill(xd, cols, stride, 0f);
         x1 = xd;
       }
-      float[] xin = x1;
+      decodeTask.set(x1, w, out, bt, bias);
       // Pairs of panels, so that each thread runs the two-panel kernel.
-      pool.parallelFor(
-          (w.panels() + 1) / 2,
-          1,
-          (from, to, worker) -> {
-            decode(xin, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
-            addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));
-          });
+      pool.parallelFor((w.panels() + 1) / 2, 1, decodeTask);
       return;
     }
     int groups = plan(n, w.format() == PackedMatrix.Format.F16 ? 6 : 4);
@@ -88,30 +84,91 @@ final class PanelGemm {
       xp = new float[padded * stride];
     }
     interleave(x, n, cols, stride, groups, xp);
-    float[] packed = xp;
-    int tokensPerBlock = Math.max(6, BLOCK_FLOATS / cols);
-    pool.parallelFor(
-        w.panels(),
-        1,
-        (from, to, worker) -> {
-          for (int g0 = 0; g0 < groups; ) {
-            int g1 = g0 + 1;
-            while (g1 < groups
-                && groupStart[g1] + groupSize[g1] - groupStart[g0] <= tokensPerBlock) {
-              g1++;
-            }
-            for (int p = from; p < to; p++) {
-              if (w.format() == PackedMatrix.Format.INT8) {
-                dequantizeInt8(w, p, worker); // once for every group of the token block
-              }
-              for (int g = g0; g < g1; g++) {
-                tile(packed, stride, groupStart[g], groupSize[g], n, w, p, out, worker);
-              }
-            }
-            g0 = g1;
+    gemmTask.set(xp, stride, n, w, out, groups, Math.max(6, BLOCK_FLOATS / cols), bt, bias);
+    pool.parallelFor(w.panels(), 1, gemmTask);
+  }
+
+  /**
+   * One token × pairs of panels {@code [from, to)}. NOTE: one reusable task object per kind of call
+   * (its arguments set before each call, published to the pool's threads by the pool's volatile
+   * hand-off) rather than a capturing lambda, which allocated one object per call: about 80 per
+   * decode step.
+   */
+  private final class DecodeTask implements ComputePool.RangeTask {
+    private float[] x;
+    private PackedMatrix w;
+    private float[] out;
+    private DType bt;
+    private MemorySegment bias;
+
+    void set(float[] x, PackedMatrix w, float[] out, DType bt, MemorySegment bias) {
+      this.x = x;
+      this.w = w;
+      this.out = out;
+      this.bt = bt;
+      this.bias = bias;
+    }
+
+    @Override
+    public void run(int from, int to, int worker) {
+      int rows = w.rows();
+      decode(x, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
+      addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));
+    }
+  }
+
+  /** Several tokens × panels {@code [from, to)}, token block by token block. */
+  private final class GemmTask implements ComputePool.RangeTask {
+    private float[] packed;
+    private int stride;
+    private int n;
+    private PackedMatrix w;
+    private float[] out;
+    private int groups;
+    private int tokensPerBlock;
+    private DType bt;
+    private MemorySegment bias;
+
+    void set(
+        float[] packed,
+        int stride,
+        int n,
+        PackedMatrix w,
+        float[] out,
+        int groups,
+        int tokensPerBlock,
+        DType bt,
+        MemorySegment bias) {
+      this.packed = packed;
+      this.stride = stride;
+      this.n = n;
+      this.w = w;
+      this.out = out;
+      this.groups = groups;
+      this.tokensPerBlock = tokensPerBlock;
+      this.bt = bt;
+      this.bias = bias;
+    }
+
+    @Override
+    public void run(int from, int to, int worker) {
+      for (int g0 = 0; g0 < groups; ) {
+        int g1 = g0 + 1;
+        while (g1 < groups && groupStart[g1] + groupSize[g1] - groupStart[g0] <= tokensPerBlock) {
+          g1++;
+        }
+        for (int p = from; p < to; p++) {
+          if (w.format() == PackedMatrix.Format.INT8) {
+            dequantizeInt8(w, p, worker); // once for every group of the token block
           }
-          addBias(out, n, rows, bt, bias, from * P, Math.min(to * P, rows));
-        });
+          for (int g = g0; g < g1; g++) {
+            tile(packed, stride, groupStart[g], groupSize[g], n, w, p, out, worker);
+          }
+        }
+        g0 = g1;
+      }
+      addBias(out, n, w.rows(), bt, bias, from * P, Math.min(to * P, w.rows()));
+    }
   }
 
   /**
