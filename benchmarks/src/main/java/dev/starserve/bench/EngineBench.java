@@ -23,7 +23,7 @@ import java.util.concurrent.TimeUnit;
  *   <li>{@link #run}: {@code c} requests submitted at once. Aggregate output tokens/s over the
  *       whole run (prompts included), the decoding rate once every request is decoding, mean time
  *       to first token and mean time per output token after the first, the peak of KV blocks in
- *       use, and what the engine thread allocated per step while every request was decoding.
+ *       use, and what the engine thread allocated per step in the second half of the decoding.
  *   <li>{@link #prefill}: one request asking for one token: its time to first token is the engine's
  *       prefill of the prompt (in chunks of the step token budget).
  *   <li>{@link #ttftUnderLoad}: the time to first token of a new request while {@code background}
@@ -79,7 +79,7 @@ public final class EngineBench {
     final int requests;
     final StepProbe probe;
     final CountDownLatch done;
-    int firstTokens;
+    int halfway;
     int finished;
     long allocAtAllDecoding;
     long stepsAtAllDecoding;
@@ -92,8 +92,9 @@ public final class EngineBench {
       this.done = new CountDownLatch(requests);
     }
 
-    void firstToken() {
-      if (++firstTokens == requests) {
+    /** A request has half of its tokens: the last to get there starts the allocation window. */
+    void halfway() {
+      if (++halfway == requests) {
         allocAtAllDecoding = StepProbe.allocatedHere();
         stepsAtAllDecoding = probe.steps;
       }
@@ -107,7 +108,11 @@ public final class EngineBench {
       done.countDown();
     }
 
-    /** Engine-thread bytes per step from the moment all requests decoded to the last finish. */
+    /**
+     * Engine-thread bytes per step in the steady state: from the moment every request has half of
+     * its tokens (the JIT has settled; the first steps of a level still run kernels before C2 has
+     * compiled them, whose Vector API fallback allocates) to the last finish.
+     */
     double bytesPerDecodeStep() {
       long steps = stepsAtEnd - stepsAtAllDecoding;
       return steps > 0 ? (double) (allocAtEnd - allocAtAllDecoding) / steps : Double.NaN;
@@ -131,8 +136,8 @@ public final class EngineBench {
       if (count < stamps.length) {
         stamps[count] = System.nanoTime();
       }
-      if (count == 0) {
-        run.firstToken();
+      if (count == stamps.length / 2) {
+        run.halfway();
       }
       count++;
     }
