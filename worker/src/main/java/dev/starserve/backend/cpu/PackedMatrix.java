@@ -29,8 +29,9 @@ import java.nio.ByteOrder;
  *
  *   block b:  column pairs (k, k+1), 2P bytes each, as L int lanes:
  *               lane l = bytes [row l col k | row L+l col k | row l col k+1 | row L+l col k+1]
- *               (rows of the panel; byte 0 lowest) → (lane &lt;&lt; 24) &gt;&gt; 24, (lane &lt;&lt; 16)
- *               &gt;&gt; 24, (lane &lt;&lt; 8) &gt;&gt; 24 and lane &gt;&gt; 24 sign-extend the four
+ *               (rows of the panel; byte 0 lowest), each the unsigned u = q + 128 (0..255; the
+ *               zero padding reads as u = 0) → lane &amp; 0xff, lane &amp; 0xff00, lane &amp;
+ *               0xff0000 and lane &gt;&gt;&gt; 24 isolate the four (see Int8Panels)
  *             [P] float32 scales   (rows p·P .. p·P+P-1 in order: block b's scale of each row)
  *   block b starts at b · (32·P + 4·P) bytes into the panel; its scales at 32·P into the block
  * </pre>
@@ -160,7 +161,8 @@ public final class PackedMatrix implements Matrix {
                 int kb = Math.min(Int8Quantizer.BLOCK, cols - c0);
                 long block = p * panelBytes + b * INT8_BLOCK_BYTES;
                 for (int c = 0; c < kb; c++) {
-                  data.set(ValueLayout.JAVA_BYTE, block + int8Offset(c, j), q[c0 + c]);
+                  data.set(
+                      ValueLayout.JAVA_BYTE, block + int8Offset(c, j), (byte) (q[c0 + c] + 128));
                 }
                 data.set(F32, block + (long) Int8Quantizer.BLOCK * P + 4L * j, s[b]);
               }

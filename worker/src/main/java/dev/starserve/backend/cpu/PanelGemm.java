@@ -44,7 +44,8 @@ final class PanelGemm {
   private final float[][] int8Q; // [worker][(cols + 1) × P] a dequantized int8 panel, grown by use
   private final float[][] int8S; // [worker][blocks × P] its scales
   private float[] xp = new float[0]; // [padded tokens × stride], group by group
-  private float[] xd = new float[0]; // one token's activations padded to whole int8 blocks
+  private float[] xd = new float[0]; // int8: one token's activations as Int8Panels.prepareDecode
+  private float[] xs = new float[0]; // int8: 128 · Σ x per token and block (Int8Panels.blockSums)
   private int[] groupStart = new int[0]; // first token of each group
   private int[] groupSize = new int[0]; // 4 tokens, or 6 (f16)
   private final DecodeTask decodeTask = new DecodeTask();
@@ -63,14 +64,17 @@ final class PanelGemm {
     boolean int8 = w.format() == PackedMatrix.Format.INT8;
     // int8 kernels run whole blocks of 32 columns: the activations get zero columns to match.
     int stride = int8 ? Int8Quantizer.blocks(cols) * Int8Quantizer.BLOCK : cols;
+    int blocks = Int8Quantizer.blocks(cols);
     if (n == 1) {
       float[] x1 = x;
-      if (stride != cols) {
-        if (xd.length < stride) {
-          xd = new float[stride];
+      if (int8) {
+        if (xd.length < 2 * stride) {
+          xd = new float[2 * stride];
         }
-        System.arraycopy(x, 0, xd, 0, cols);
-        Arrays.fill(xd, cols, stride, 0f);
+        if (xs.length < blocks) {
+          xs = new float[blocks];
+        }
+        Int8Panels.prepareDecode(x, cols, stride, xd, xs);
         x1 = xd;
       }
       decodeTask.set(x1, w, out, bt, bias);
@@ -84,6 +88,15 @@ final class PanelGemm {
       xp = new float[padded * stride];
     }
     interleave(x, n, cols, stride, groups, xp);
+    if (int8) {
+      if (xs.length < padded * blocks) {
+        xs = new float[padded * blocks];
+      }
+      for (int t = 0; t < n; t++) {
+        Int8Panels.blockSums(x, t * cols, cols, blocks, xs, t * blocks);
+      }
+      Arrays.fill(xs, n * blocks, padded * blocks, 0f); // the padding tokens of the last group
+    }
     gemmTask.set(xp, stride, n, w, out, groups, Math.max(6, BLOCK_FLOATS / cols), bt, bias);
     pool.parallelFor(w.panels(), 1, gemmTask);
   }
@@ -239,7 +252,7 @@ final class PanelGemm {
         case BF16 -> Bf16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F16 -> F16Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
         case F32 -> F32Panels.tile4(xpk, xb, cols, w.data(), wb, dst, o0, os);
-        case INT8 -> Int8Panels.tile4(xpk, xb, blocks, q, sc, dst, o0, os);
+        case INT8 -> Int8Panels.tile4(xpk, xb, blocks, q, sc, xs, t0 * blocks, dst, o0, os);
       }
     }
     if (!full) {
@@ -283,7 +296,7 @@ final class PanelGemm {
         case BF16 -> Bf16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F16 -> F16Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
         case F32 -> F32Panels.tile1x2(x, 0, cols, d, wb, out, p * P);
-        case INT8 -> Int8Panels.tile1x2(x, 0, blocks, d, wb, out, p * P);
+        case INT8 -> Int8Panels.tile1x2(x, xs, blocks, d, wb, out, p * P);
       }
     }
     for (; p < p1; p++) {
@@ -296,7 +309,7 @@ final class PanelGemm {
         case BF16 -> Bf16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F16 -> F16Panels.tile1(x, 0, cols, d, wb, dst, o0);
         case F32 -> F32Panels.tile1(x, 0, cols, d, wb, dst, o0);
-        case INT8 -> Int8Panels.tile1(x, 0, blocks, d, wb, dst, o0);
+        case INT8 -> Int8Panels.tile1(x, xs, blocks, d, wb, dst, o0);
       }
       if (!full) {
         System.arraycopy(dst, 0, out, r0, rows - r0);
