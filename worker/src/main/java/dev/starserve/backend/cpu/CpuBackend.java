@@ -30,14 +30,20 @@ public final class CpuBackend extends HostBackend {
   private final ComputePool pool;
   private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
   private final PanelGemm gemm;
-  // Multi-query attention scratch per worker: scores of every head lane, the transposed query, the
-  // softmax sums (grown outside parallel regions).
+  // Multi-query attention scratch per worker: one chunk's scores of every head lane, the
+  // transposed query, one token's chunk results (grown outside parallel regions).
   private float[][] mqaScores;
   private float[][] mqaQuery;
-  private float[][] mqaSums;
+  private float[][] mqaPart; // [worker][chunks × unit] one token's chunk results
+  private float[] mqaShared = new float[0]; // [units × unit] every chunk's result (split calls)
+  private int[] mqaUnitStart = new int[0]; // [tokens + 1] first chunk of each token
+  private int[] mqaUnitToken = new int[0]; // [units] the token of each chunk
   private final LayerNormTask layerNormTask = new LayerNormTask();
   private final ActivationTask activationTask = new ActivationTask();
-  private final MqaTask mqaTask = new MqaTask();
+  private final MqaCall mqa = new MqaCall();
+  private final ComputePool.RangeTask mqaWholeTokens = mqa::wholeTokens;
+  private final ComputePool.RangeTask mqaChunks = mqa::chunkRange;
+  private final ComputePool.RangeTask mqaMerges = mqa::mergeRange;
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
@@ -45,7 +51,7 @@ public final class CpuBackend extends HostBackend {
     this.scores = new float[threads][256];
     this.mqaScores = new float[threads][256];
     this.mqaQuery = new float[threads][0];
-    this.mqaSums = new float[threads][0];
+    this.mqaPart = new float[threads][0];
   }
 
   @Override
@@ -333,17 +339,25 @@ public final class CpuBackend extends HostBackend {
             int dst = t * outDim + h * hd;
             float inv = 1f / sum;
             if (valuesF != null) {
-              VectorKernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesF, inv, o, dst, hd);
+              VectorKernels.weightedSum(
+                  s, len, table, 0, bs, kvDim, kvOff, valuesF, inv, o, dst, hd);
             } else {
-              KvBf16Kernels.weightedSum(s, len, table, bs, kvDim, kvOff, valuesB, inv, o, dst, hd);
+              KvBf16Kernels.weightedSum(
+                  s, len, table, 0, bs, kvDim, kvOff, valuesB, inv, o, dst, hd);
             }
           }
         });
   }
 
   /**
-   * Multi-query attention token by token, the heads in vector lanes ({@link MqaKernels}): scores of
-   * every head at once, the softmax over positions, then one weighted sum of value rows per head.
+   * Multi-query attention with the heads in vector lanes ({@link MqaKernels}). Each token's
+   * positions are cut into chunks of {@link #MQA_CHUNK} (rounded to whole blocks); a chunk gives
+   * partial results (scores of every head at once, the softmax numerators against the chunk's own
+   * maximum, one weighted sum of value rows per head), and {@link MqaKernels#merge} joins a token's
+   * chunks in order. With enough tokens to share out, each thread takes whole tokens and runs their
+   * chunks one after another; with fewer tokens than twice the threads (one stream decoding a long
+   * context) the chunks of all tokens are shared out first and the merges run after. Either way a
+   * token's arithmetic is the same, so its result does not depend on its batch.
    */
   private void multiQueryAttention(
       float[] in,
@@ -353,44 +367,71 @@ public final class CpuBackend extends HostBackend {
       int layer,
       int maxLen,
       float[] o) {
-    int hd = shape.headDim();
-    int nHead = shape.nHead();
-    int hp = MqaKernels.headLanes(nHead);
-    int qkvDim = shape.qkvDim();
-    int kvDim = shape.kvDim();
-    int outDim = shape.outDim();
-    if (mqaScores[0].length < maxLen * hp
-        || mqaQuery[0].length < hd * hp
-        || mqaSums[0].length < hp) {
-      int threads = mqaScores.length;
-      mqaScores = new float[threads][Math.max(maxLen * hp, mqaScores[0].length * 2)];
-      mqaQuery = new float[threads][hd * hp];
-      mqaSums = new float[threads][hp];
+    MqaCall c = mqa;
+    c.in = in;
+    c.o = o;
+    c.batch = batch;
+    c.nHead = shape.nHead();
+    c.hd = shape.headDim();
+    c.hp = MqaKernels.headLanes(c.nHead);
+    c.qkvDim = shape.qkvDim();
+    c.kvDim = shape.kvDim();
+    c.outDim = shape.outDim();
+    c.q0 = shape.qOffset(0);
+    c.scale = shape.scale();
+    c.bs = batch.blockSize();
+    c.chunk = Math.max(c.bs, MQA_CHUNK / c.bs * c.bs);
+    c.unit = c.nHead * c.hd + 2 * c.hp;
+    c.keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
+    c.valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
+    c.keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
+    c.valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
+    int maxChunks = (maxLen + c.chunk - 1) / c.chunk;
+    int threads = mqaScores.length;
+    if (mqaScores[0].length < c.chunk * c.hp
+        || mqaQuery[0].length < c.hd * c.hp
+        || mqaPart[0].length < maxChunks * c.unit) {
+      mqaScores = new float[threads][Math.max(c.chunk * c.hp, mqaScores[0].length)];
+      mqaQuery = new float[threads][Math.max(c.hd * c.hp, mqaQuery[0].length)];
+      mqaPart = new float[threads][Math.max(maxChunks * c.unit, 2 * mqaPart[0].length)];
     }
-    mqaTask.in = in;
-    mqaTask.o = o;
-    mqaTask.batch = batch;
-    mqaTask.nHead = nHead;
-    mqaTask.hd = hd;
-    mqaTask.hp = hp;
-    mqaTask.qkvDim = qkvDim;
-    mqaTask.kvDim = kvDim;
-    mqaTask.outDim = outDim;
-    mqaTask.q0 = shape.qOffset(0);
-    mqaTask.scale = shape.scale();
-    mqaTask.keysF = kv instanceof HostKvCache.F32Cache f ? f.keys(layer) : null;
-    mqaTask.valuesF = kv instanceof HostKvCache.F32Cache f ? f.values(layer) : null;
-    mqaTask.keysB = kv instanceof HostKvCache.Bf16Cache b ? b.keys(layer) : null;
-    mqaTask.valuesB = kv instanceof HostKvCache.Bf16Cache b ? b.values(layer) : null;
-    pool.parallelFor(batch.numTokens(), 1, mqaTask);
+    int n = batch.numTokens();
+    if (n >= 2 * pool.parallelism() || maxChunks == 1) {
+      pool.parallelFor(n, 1, mqaWholeTokens);
+      return;
+    }
+    if (mqaUnitStart.length < n + 1) {
+      mqaUnitStart = new int[n + 1];
+    }
+    int units = 0;
+    for (int t = 0; t < n; t++) {
+      mqaUnitStart[t] = units;
+      units += c.chunks(t);
+    }
+    mqaUnitStart[n] = units;
+    if (mqaUnitToken.length < units) {
+      mqaUnitToken = new int[Math.max(units, 2 * mqaUnitToken.length)];
+    }
+    for (int t = 0; t < n; t++) {
+      for (int u = mqaUnitStart[t]; u < mqaUnitStart[t + 1]; u++) {
+        mqaUnitToken[u] = t;
+      }
+    }
+    if (mqaShared.length < units * c.unit) {
+      mqaShared = new float[Math.max(units * c.unit, 2 * mqaShared.length)];
+    }
+    pool.parallelFor(units, 1, mqaChunks);
+    pool.parallelFor(n, 1, mqaMerges);
   }
 
+  /** Positions per multi-query attention chunk (rounded to whole KV blocks). */
+  static final int MQA_CHUNK = 256;
+
   /**
-   * Tokens {@code [from, to)} of a multi-query attention call; the per-worker scratch is read from
-   * the backend (grown before the call). The arguments are plain fields, set by the engine thread
-   * before each call.
+   * The arguments of the multi-query attention call in progress, set by the engine thread before
+   * each call (published to the pool's threads by its volatile hand-off), and the per-chunk work.
    */
-  private final class MqaTask implements ComputePool.RangeTask {
+  private final class MqaCall {
     float[] in;
     float[] o;
     BatchLayout batch;
@@ -402,38 +443,77 @@ public final class CpuBackend extends HostBackend {
     int outDim;
     int q0;
     float scale;
+    int bs;
+    int chunk;
+    int unit; // floats of one chunk's partial result
     float[] keysF;
     float[] valuesF;
     short[] keysB;
     short[] valuesB;
 
-    @Override
-    public void run(int from, int to, int worker) {
-      float[] p = scores[worker];
-      float[] s = mqaScores[worker];
+    int chunks(int t) {
+      return (batch.positions()[t] + chunk) / chunk; // ceil((position + 1) / chunk)
+    }
+
+    /** Chunk r of token t into {@code part[off .. off + unit)}, with worker's scratch. */
+    void partial(int t, int r, float[] part, int off, int worker) {
+      int len = batch.positions()[t] + 1;
+      int j0 = r * chunk;
+      int clen = Math.min(chunk, len - j0);
+      int[] table = batch.blockTables()[batch.tokenSeq()[t]];
       float[] qt = mqaQuery[worker];
-      float[] sums = mqaSums[worker];
-      int bs = batch.blockSize();
-      for (int t = from; t < to; t++) {
-        int len = batch.positions()[t] + 1;
-        int[] table = batch.blockTables()[batch.tokenSeq()[t]];
-        MqaKernels.transposeQuery(in, t * qkvDim + q0, nHead, hd, scale, qt, hp);
-        if (keysF != null) {
-          MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysF, s);
+      float[] s = mqaScores[worker];
+      float[] p = scores[worker];
+      MqaKernels.transposeQuery(in, t * qkvDim + q0, nHead, hd, scale, qt, hp);
+      if (keysF != null) {
+        MqaKernels.scores(qt, hp, hd, j0, clen, table, bs, kvDim, keysF, s);
+      } else {
+        MqaKernels.scores(qt, hp, hd, j0, clen, table, bs, kvDim, keysB, s);
+      }
+      int mOff = off + nHead * hd;
+      MqaKernels.softmax(s, clen, hp, part, mOff, part, mOff + hp);
+      int b0 = j0 / bs;
+      for (int h = 0; h < nHead; h++) {
+        MqaKernels.gather(s, clen, hp, h, p);
+        int dst = off + h * hd;
+        if (valuesF != null) {
+          VectorKernels.weightedSum(p, clen, table, b0, bs, kvDim, 0, valuesF, 1f, part, dst, hd);
         } else {
-          MqaKernels.scores(qt, hp, hd, len, table, bs, kvDim, keysB, s);
+          KvBf16Kernels.weightedSum(p, clen, table, b0, bs, kvDim, 0, valuesB, 1f, part, dst, hd);
         }
-        MqaKernels.softmax(s, len, hp, sums);
-        for (int h = 0; h < nHead; h++) {
-          MqaKernels.gather(s, len, hp, h, p);
-          int dst = t * outDim + h * hd;
-          float inv = 1f / sums[h];
-          if (valuesF != null) {
-            VectorKernels.weightedSum(p, len, table, bs, kvDim, 0, valuesF, inv, o, dst, hd);
-          } else {
-            KvBf16Kernels.weightedSum(p, len, table, bs, kvDim, 0, valuesB, inv, o, dst, hd);
-          }
+      }
+    }
+
+    /**
+     * Whole tokens {@code [from, to)}: their chunks in order into worker's scratch, then merged.
+     */
+    void wholeTokens(int from, int to, int worker) {
+      float[] part = mqaPart[worker];
+      for (int t = from; t < to; t++) {
+        int chunks = chunks(t);
+        for (int r = 0; r < chunks; r++) {
+          partial(t, r, part, r * unit, worker);
         }
+        MqaKernels.merge(part, 0, chunks, unit, nHead, hd, hp, o, t * outDim);
+      }
+    }
+
+    /**
+     * Chunks {@code [from, to)} of the call's numbering (token by token) into the shared scratch.
+     */
+    void chunkRange(int from, int to, int worker) {
+      for (int u = from; u < to; u++) {
+        int t = mqaUnitToken[u];
+        partial(t, u - mqaUnitStart[t], mqaShared, u * unit, worker);
+      }
+    }
+
+    /** Merges of tokens {@code [from, to)} from the shared scratch. */
+    void mergeRange(int from, int to, int worker) {
+      for (int t = from; t < to; t++) {
+        int u0 = mqaUnitStart[t];
+        MqaKernels.merge(
+            mqaShared, u0 * unit, mqaUnitStart[t + 1] - u0, unit, nHead, hd, hp, o, t * outDim);
       }
     }
   }

@@ -31,6 +31,7 @@ final class KvBf16Kernels {
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -42,11 +43,11 @@ final class KvBf16Kernels {
     int l = VectorKernels.L;
     int c = 0;
     for (; c + 2 * l <= hd; c += 2 * l) {
-      weightedRows2(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+      weightedRows2(p, len, table, b0, bs, kvDim, off + c, v, scale, o, dst + c);
     }
     for (; c < hd; c++) {
       float a = 0;
-      for (int b = 0, j = 0; j < len; b++) {
+      for (int b = b0, j = 0; j < len; b++) {
         int row = table[b] * bs * kvDim + off + c;
         for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
           a += p[j] * Bf16.widen(v[row]);
@@ -60,6 +61,7 @@ final class KvBf16Kernels {
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -70,7 +72,7 @@ final class KvBf16Kernels {
     int l = VectorKernels.L;
     FloatVector a0 = FloatVector.zero(VectorKernels.F);
     FloatVector a1 = FloatVector.zero(VectorKernels.F);
-    for (int b = 0, j = 0; j < len; b++) {
+    for (int b = b0, j = 0; j < len; b++) {
       int row = table[b] * bs * kvDim + off;
       for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
         FloatVector w = FloatVector.broadcast(VectorKernels.F, p[j]);

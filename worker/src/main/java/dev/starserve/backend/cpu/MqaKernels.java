@@ -57,42 +57,63 @@ final class MqaKernels {
     return (table[j / bs] * bs + j % bs) * kvDim;
   }
 
-  /** Scores of positions {@code [0, len)} for every head lane, fp32 keys. */
+  /**
+   * Scores of positions {@code [j0, j0 + len)} for every head lane, fp32 keys: {@code s[(j − j0)·hp
+   * + h]}.
+   */
   static void scores(
-      float[] qt, int hp, int hd, int len, int[] table, int bs, int kvDim, float[] k, float[] s) {
+      float[] qt,
+      int hp,
+      int hd,
+      int j0,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      float[] k,
+      float[] s) {
     int j = 0;
     for (; j + 4 <= len; j += 4) {
-      int r0 = row(table, bs, kvDim, j);
-      int r1 = row(table, bs, kvDim, j + 1);
-      int r2 = row(table, bs, kvDim, j + 2);
-      int r3 = row(table, bs, kvDim, j + 3);
+      int r0 = row(table, bs, kvDim, j0 + j);
+      int r1 = row(table, bs, kvDim, j0 + j + 1);
+      int r2 = row(table, bs, kvDim, j0 + j + 2);
+      int r3 = row(table, bs, kvDim, j0 + j + 3);
       for (int h = 0; h < hp; h += 2 * L) {
         tile4(qt, hp, h, hd, k, r0, r1, r2, r3, s, j * hp + h);
       }
     }
     for (; j < len; j++) {
-      int r = row(table, bs, kvDim, j);
+      int r = row(table, bs, kvDim, j0 + j);
       for (int h = 0; h < hp; h += 2 * L) {
         tile1(qt, hp, h, hd, k, r, s, j * hp + h);
       }
     }
   }
 
-  /** Scores of positions {@code [0, len)} for every head lane, bf16 keys. */
+  /** Scores of positions {@code [j0, j0 + len)} for every head lane, bf16 keys. */
   static void scores(
-      float[] qt, int hp, int hd, int len, int[] table, int bs, int kvDim, short[] k, float[] s) {
+      float[] qt,
+      int hp,
+      int hd,
+      int j0,
+      int len,
+      int[] table,
+      int bs,
+      int kvDim,
+      short[] k,
+      float[] s) {
     int j = 0;
     for (; j + 4 <= len; j += 4) {
-      int r0 = row(table, bs, kvDim, j);
-      int r1 = row(table, bs, kvDim, j + 1);
-      int r2 = row(table, bs, kvDim, j + 2);
-      int r3 = row(table, bs, kvDim, j + 3);
+      int r0 = row(table, bs, kvDim, j0 + j);
+      int r1 = row(table, bs, kvDim, j0 + j + 1);
+      int r2 = row(table, bs, kvDim, j0 + j + 2);
+      int r3 = row(table, bs, kvDim, j0 + j + 3);
       for (int h = 0; h < hp; h += 2 * L) {
         tile4(qt, hp, h, hd, k, r0, r1, r2, r3, s, j * hp + h);
       }
     }
     for (; j < len; j++) {
-      int r = row(table, bs, kvDim, j);
+      int r = row(table, bs, kvDim, j0 + j);
       for (int h = 0; h < hp; h += 2 * L) {
         tile1(qt, hp, h, hd, k, r, s, j * hp + h);
       }
@@ -214,16 +235,18 @@ final class MqaKernels {
   }
 
   /**
-   * Softmax numerators over positions, every head lane at once: {@code s[j·hp + h] ← exp(s[j·hp +
-   * h] − max_j s[j·hp + h])} and {@code sums[h] = Σ_j} of them (summed in position order).
+   * Softmax numerators over positions, every head lane at once: {@code m[m0 + h] = max_j s[j·hp +
+   * h]}, {@code s[j·hp + h] ← exp(s[j·hp + h] − m[m0 + h])} and {@code sums[s0 + h] = Σ_j} of them
+   * (summed in position order).
    */
-  static void softmax(float[] s, int len, int hp, float[] sums) {
+  static void softmax(float[] s, int len, int hp, float[] m, int m0, float[] sums, int s0) {
     for (int h = 0; h < hp; h += L) {
-      softmaxLanes(s, len, hp, h, sums);
+      softmaxLanes(s, len, hp, h, m, m0 + h, sums, s0 + h);
     }
   }
 
-  private static void softmaxLanes(float[] s, int len, int hp, int h, float[] sums) {
+  private static void softmaxLanes(
+      float[] s, int len, int hp, int h, float[] mo, int mi, float[] sums, int si) {
     FloatVector m = FloatVector.broadcast(F, Float.NEGATIVE_INFINITY);
     for (int j = 0, i = h; j < len; j++, i += hp) {
       m = m.max(FloatVector.fromArray(F, s, i));
@@ -234,7 +257,48 @@ final class MqaKernels {
       e.intoArray(s, i);
       sum = sum.add(e);
     }
-    sum.intoArray(sums, h);
+    m.intoArray(mo, mi);
+    sum.intoArray(sums, si);
+  }
+
+  /**
+   * Joins the partial results of one token's position chunks, in chunk order, into its output: for
+   * each head h, with {@code M = max_r m_r[h]}, {@code w_r = exp(m_r[h] − M)}: {@code o[dst + h·hd
+   * + c] = (Σ_r w_r · acc_r[h·hd + c]) · (1 / Σ_r w_r · l_r[h])}. Chunk r's partial sits at {@code
+   * part[p0 + r·unit]}: {@code acc} ({@code nHead·hd}), then {@code m} and {@code l} ({@code hp}
+   * each). With one chunk this is {@code acc · (1 / l)} exactly ({@code w_0 = 1}).
+   */
+  static void merge(
+      float[] part, int p0, int chunks, int unit, int nHead, int hd, int hp, float[] o, int dst) {
+    int mOff = nHead * hd;
+    int lOff = mOff + hp;
+    for (int h = 0; h < nHead; h++) {
+      float mx = Float.NEGATIVE_INFINITY;
+      for (int r = 0; r < chunks; r++) {
+        mx = Math.max(mx, part[p0 + r * unit + mOff + h]);
+      }
+      int od = dst + h * hd;
+      float total = 0f;
+      for (int r = 0; r < chunks; r++) {
+        int u = p0 + r * unit;
+        float w = (float) Math.exp(part[u + mOff + h] - mx);
+        total += w * part[u + lOff + h];
+        int a = u + h * hd;
+        if (r == 0) {
+          for (int c = 0; c < hd; c++) {
+            o[od + c] = w * part[a + c];
+          }
+        } else {
+          for (int c = 0; c < hd; c++) {
+            o[od + c] += w * part[a + c];
+          }
+        }
+      }
+      float inv = 1f / total;
+      for (int c = 0; c < hd; c++) {
+        o[od + c] *= inv;
+      }
+    }
   }
 
   /** {@code p[j] = s[j·hp + h]} for {@code j < len}: one head's numerators, contiguous. */

@@ -66,15 +66,17 @@ final class VectorKernels {
 
   /**
    * {@code o[dst + c] = scale · Σ_j p[j] · v[slot(j)·kvDim + off + c]} for c in {@code [0, hd)}:
-   * attention's weighted sum of value rows, positions {@code 0..len-1} read through the block
-   * table. The output stays in registers over all positions, {@code 8L} dimensions at a time (an
-   * axpy per position would load and store it once per position; eight accumulators are the FMA
-   * chains in flight that hide the FMA latency, since each is updated once per position).
+   * attention's weighted sum of value rows, positions {@code 0..len-1} read through the block table
+   * from block {@code b0} on (position j in block {@code table[b0 + j / bs]}). The output stays in
+   * registers over all positions, {@code 8L} dimensions at a time (an axpy per position would load
+   * and store it once per position; eight accumulators are the FMA chains in flight that hide the
+   * FMA latency, since each is updated once per position).
    */
   static void weightedSum(
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -85,17 +87,17 @@ final class VectorKernels {
       int hd) {
     int c = 0;
     for (; c + 8 * L <= hd; c += 8 * L) {
-      weightedRows8(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+      weightedRows8(p, len, table, b0, bs, kvDim, off + c, v, scale, o, dst + c);
     }
     for (; c + 4 * L <= hd; c += 4 * L) {
-      weightedRows4(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+      weightedRows4(p, len, table, b0, bs, kvDim, off + c, v, scale, o, dst + c);
     }
     for (; c + L <= hd; c += L) {
-      weightedRows1(p, len, table, bs, kvDim, off + c, v, scale, o, dst + c);
+      weightedRows1(p, len, table, b0, bs, kvDim, off + c, v, scale, o, dst + c);
     }
     for (; c < hd; c++) {
       float a = 0;
-      for (int b = 0, j = 0; j < len; b++) {
+      for (int b = b0, j = 0; j < len; b++) {
         int row = table[b] * bs * kvDim + off + c;
         for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
           a += p[j] * v[row];
@@ -109,6 +111,7 @@ final class VectorKernels {
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -124,7 +127,7 @@ final class VectorKernels {
     FloatVector a5 = FloatVector.zero(F);
     FloatVector a6 = FloatVector.zero(F);
     FloatVector a7 = FloatVector.zero(F);
-    for (int b = 0, j = 0; j < len; b++) {
+    for (int b = b0, j = 0; j < len; b++) {
       int row = table[b] * bs * kvDim + off;
       for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
         FloatVector w = FloatVector.broadcast(F, p[j]);
@@ -152,6 +155,7 @@ final class VectorKernels {
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -163,7 +167,7 @@ final class VectorKernels {
     FloatVector a1 = FloatVector.zero(F);
     FloatVector a2 = FloatVector.zero(F);
     FloatVector a3 = FloatVector.zero(F);
-    for (int b = 0, j = 0; j < len; b++) {
+    for (int b = b0, j = 0; j < len; b++) {
       int row = table[b] * bs * kvDim + off;
       for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
         FloatVector w = FloatVector.broadcast(F, p[j]);
@@ -183,6 +187,7 @@ final class VectorKernels {
       float[] p,
       int len,
       int[] table,
+      int b0,
       int bs,
       int kvDim,
       int off,
@@ -191,7 +196,7 @@ final class VectorKernels {
       float[] o,
       int dst) {
     FloatVector a = FloatVector.zero(F);
-    for (int b = 0, j = 0; j < len; b++) {
+    for (int b = b0, j = 0; j < len; b++) {
       int row = table[b] * bs * kvDim + off;
       for (int end = Math.min(len, j + bs); j < end; j++, row += kvDim) {
         a = FloatVector.fromArray(F, v, row).fma(FloatVector.broadcast(F, p[j]), a);

@@ -18,6 +18,7 @@ import dev.starserve.backend.ref.ReferenceBackend;
 import dev.starserve.checkpoint.DType;
 import dev.starserve.model.Activation;
 import java.lang.foreign.Arena;
+import java.util.Arrays;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -286,6 +287,83 @@ class CpuBackendTest {
           RTOL,
           dtype + " multi-query attention nHead=" + nHead + " hd=" + hd + " lens=" + lens[0]);
     }
+  }
+
+  /**
+   * Contexts longer than one attention chunk ({@link CpuBackend#MQA_CHUNK} positions): a prefill of
+   * 600 + 300 tokens (whole tokens per thread, up to three chunks each), then decoding steps of one
+   * and two tokens (chunks shared out over the threads, merged after), against the reference; and
+   * the same decoding token alone (chunks shared out) and in a batch of five (whole tokens) gives
+   * bit-identical outputs.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(KvDType.class)
+  void multiQueryAttentionOverSeveralChunksMatchesReferenceAndIsBatchInvariant(KvDType dtype) {
+    AttentionShape shape = new AttentionShape(12, 1, 64, 0.125f);
+    int blockSize = 16;
+    int[][] tables = new int[2][];
+    int[] order = new int[64];
+    for (int i = 0; i < 64; i++) {
+      order[i] = (i * 37) % 64; // scattered, every block once
+    }
+    tables[0] = Arrays.copyOfRange(order, 0, 40);
+    tables[1] = Arrays.copyOfRange(order, 40, 64);
+    KvCache refCache = REF.allocateKvCache(1, 64, blockSize, shape.kvDim(), dtype);
+    KvCache cpuCache = CPU.allocateKvCache(1, 64, blockSize, shape.kvDim(), dtype);
+    int[] lens = {0, 0};
+    int[][] steps = {{600, 300}, {1, 0}, {1, 1}, {0, 1}};
+    long seed = 500;
+    for (int[] st : steps) {
+      BatchLayout batch = layout(tables, blockSize, lens, st);
+      float[] qkv = randomArray(seed++, batch.numTokens() * shape.qkvDim(), 2.0);
+      float[] ref = runAttention(REF, qkv, batch, shape, refCache);
+      float[] got = runAttention(CPU, qkv, batch, shape, cpuCache);
+      assertClose(
+          ref,
+          got,
+          batch.numTokens() * shape.outDim(),
+          ATOL,
+          RTOL,
+          dtype + " chunked multi-query attention, lengths " + lens[0] + ", " + lens[1]);
+    }
+    // One more token of sequence 0, alone, then again (same row, same slot) with four of sequence
+    // 1.
+    int[] before = lens.clone();
+    BatchLayout alone = layout(tables, blockSize, lens, new int[] {1, 0});
+    float[] row = randomArray(seed++, shape.qkvDim(), 2.0);
+    float[] aloneOut = runAttention(CPU, row, alone, shape, cpuCache);
+    lens[0] = before[0];
+    BatchLayout five = layout(tables, blockSize, lens, new int[] {1, 4});
+    float[] rows = randomArray(seed, 5 * shape.qkvDim(), 2.0);
+    System.arraycopy(row, 0, rows, 0, shape.qkvDim());
+    float[] fiveOut = runAttention(CPU, rows, five, shape, cpuCache);
+    for (int c = 0; c < shape.outDim(); c++) {
+      assertEquals(
+          Float.floatToIntBits(aloneOut[c]),
+          Float.floatToIntBits(fiveOut[c]),
+          dtype + " output " + c + " of a decoding token alone vs in a batch of five");
+    }
+  }
+
+  /** The next {@code add[q]} tokens of each sequence q, sequence by sequence; advances lens. */
+  private static BatchLayout layout(int[][] tables, int blockSize, int[] lens, int[] add) {
+    int n = 0;
+    for (int a : add) {
+      n += a;
+    }
+    int[] ids = new int[n];
+    int[] pos = new int[n];
+    int[] seq = new int[n];
+    int[] slots = new int[n];
+    int i = 0;
+    for (int q = 0; q < add.length; q++) {
+      for (int k = 0; k < add[q]; k++, i++) {
+        seq[i] = q;
+        pos[i] = lens[q]++;
+        slots[i] = tables[q][pos[i] / blockSize] * blockSize + pos[i] % blockSize;
+      }
+    }
+    return new BatchLayout(ids, pos, slots, seq, tables, blockSize);
   }
 
   private static float[] runAttention(
