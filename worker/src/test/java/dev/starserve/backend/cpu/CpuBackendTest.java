@@ -262,20 +262,8 @@ class CpuBackendTest {
     int[][] steps = {{37, 70, 5}, {1, 1, 1}, {1, 1, 1}, {3, 0, 1}, {1, 1, 1}}; // new tokens per seq
     long seed = 300;
     for (int[] st : steps) {
-      int n = st[0] + st[1] + st[2];
-      int[] ids = new int[n];
-      int[] pos = new int[n];
-      int[] seq = new int[n];
-      int[] slots = new int[n];
-      int i = 0;
-      for (int q = 0; q < 3; q++) {
-        for (int k = 0; k < st[q]; k++, i++) {
-          seq[i] = q;
-          pos[i] = lens[q]++;
-          slots[i] = tables[q][pos[i] / blockSize] * blockSize + pos[i] % blockSize;
-        }
-      }
-      BatchLayout batch = new BatchLayout(ids, pos, slots, seq, tables, blockSize);
+      BatchLayout batch = layout(tables, blockSize, lens, st);
+      int n = batch.numTokens();
       float[] qkv = randomArray(seed++, n * shape.qkvDim(), 2.0);
       float[] ref = runAttention(REF, qkv, batch, shape, refCache);
       float[] got = runAttention(CPU, qkv, batch, shape, cpuCache);
