@@ -59,12 +59,11 @@ final class PanelGemm {
   }
 
   void linear(float[] x, int n, PackedMatrix w, DType bt, MemorySegment bias, float[] out) {
-    int rows = w.rows();
     int cols = w.cols();
     boolean int8 = w.format() == PackedMatrix.Format.INT8;
     // int8 kernels run whole blocks of 32 columns: the activations get zero columns to match.
-    int stride = int8 ? Int8Quantizer.blocks(cols) * Int8Quantizer.BLOCK : cols;
     int blocks = Int8Quantizer.blocks(cols);
+    int stride = int8 ? blocks * Int8Quantizer.BLOCK : cols;
     if (n == 1) {
       float[] x1 = x;
       if (int8) {
