@@ -84,6 +84,18 @@ public interface Backend extends AutoCloseable {
   /** Copies the first {@code rows} rows of {@code x} into {@code dst} (row-major). */
   void readRows(Buffer x, int rows, float[] dst);
 
+  /**
+   * Runs {@code task} over {@code [0, n)} on the host, split over this backend's compute threads
+   * when it has them (the CPU backend's pool; every other backend runs it on the caller as one
+   * range), and returns when all of it is done. For host work between forward passes, such as
+   * sampling; the caller must not hold the backend busy meanwhile.
+   */
+  default void parallelFor(int n, ParallelTask task) {
+    if (n > 0) {
+      task.run(0, n, 0);
+    }
+  }
+
   @Override
   void close();
 }

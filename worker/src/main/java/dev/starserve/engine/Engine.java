@@ -1,6 +1,7 @@
 package dev.starserve.engine;
 
 import dev.starserve.backend.KvCache;
+import dev.starserve.backend.ParallelTask;
 import dev.starserve.engine.kv.KvBlockManager;
 import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Scheduler;
@@ -54,6 +55,9 @@ public final class Engine implements AutoCloseable {
   private record Shutdown() implements Command {}
 
   private final LanguageModel model;
+  private final SamplingTask sampling = new SamplingTask();
+  private int[] chosen = new int[0]; // [sequence of the step] the token SamplingTask chose
+  private double[] chosenLse = new double[0]; // [sequence of the step] log-sum-exp of its row
   private final Tokenizer tokenizer;
   private final int[] eosTokenIds;
   private final EngineConfig config;
@@ -421,6 +425,16 @@ public final class Engine implements AutoCloseable {
     long now = clock.getAsLong();
     int vocab = out.vocab();
     float[] logits = out.logits();
+    int numSeqs = batch.seqs().size();
+    if (chosen.length < numSeqs) {
+      chosen = new int[Math.max(numSeqs, 2 * chosen.length)];
+      chosenLse = new double[chosen.length];
+    }
+    sampling.batch = batch;
+    sampling.out = out;
+    model.parallelFor(numSeqs, sampling);
+    sampling.batch = null;
+    sampling.out = null;
     for (int i = 0; i < batch.seqs().size(); i++) {
       Sequence s = batch.seqs().get(i);
       if (s.finished()) {
@@ -442,19 +456,43 @@ public final class Engine implements AutoCloseable {
         }
       }
       if (out.sampleRow()[i] >= 0) {
-        produceToken(s, o, logits, out.sampleRow()[i] * vocab, vocab, now);
+        produceToken(s, o, logits, out.sampleRow()[i] * vocab, vocab, chosen[i], chosenLse[i], now);
+      }
+    }
+  }
+
+  /**
+   * Chooses the next token of every sampling sequence of the step and its row's log-sum-exp, on the
+   * model's compute threads while the engine thread waits: each sequence has its own sampler (its
+   * own generator, one draw per token), so which thread runs it changes nothing. The engine thread
+   * then turns the choices into events in order ({@link #produceToken}).
+   */
+  private final class SamplingTask implements ParallelTask {
+    ScheduledBatch batch;
+    StepLogits out;
+
+    @Override
+    public void run(int from, int to, int worker) {
+      for (int i = from; i < to; i++) {
+        int row = out.sampleRow()[i];
+        if (row < 0) {
+          continue;
+        }
+        Sequence s = batch.seqs().get(i);
+        OutputState o = (OutputState) s.output();
+        if (s.generatedTokens() < o.request.stopping().minNewTokens() && o.endIds.length > 0) {
+          o.sampler.suppressNext(o.endIds);
+        }
+        int off = row * out.vocab();
+        chosen[i] = o.sampler.sample(out.logits(), off);
+        chosenLse[i] = LogProbs.logSumExp(out.logits(), off, out.vocab());
       }
     }
   }
 
   private void produceToken(
-      Sequence s, OutputState o, float[] logits, int off, int vocab, long now) {
+      Sequence s, OutputState o, float[] logits, int off, int vocab, int id, double lse, long now) {
     StoppingParams st = o.request.stopping();
-    if (s.generatedTokens() < st.minNewTokens() && o.endIds.length > 0) {
-      o.sampler.suppressNext(o.endIds);
-    }
-    int id = o.sampler.sample(logits, off);
-    double lse = LogProbs.logSumExp(logits, off, vocab);
     double logprob = logits[off + id] - lse;
     s.append(id);
     o.sampler.observeGenerated(id);

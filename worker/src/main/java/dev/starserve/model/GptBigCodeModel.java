@@ -7,6 +7,7 @@ import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.ParallelTask;
 import dev.starserve.backend.Quantization;
 import dev.starserve.checkpoint.TensorView;
 import java.util.List;
@@ -222,6 +223,11 @@ public final class GptBigCodeModel implements LanguageModel {
   @Override
   public KvCache newKvCache(int numBlocks, int blockSize, KvDType dtype) {
     return backend.allocateKvCache(config.nLayer(), numBlocks, blockSize, config.kvDim(), dtype);
+  }
+
+  @Override
+  public void parallelFor(int n, ParallelTask task) {
+    backend.parallelFor(n, task);
   }
 
   @Override

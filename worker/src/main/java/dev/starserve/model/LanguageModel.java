@@ -3,6 +3,7 @@ package dev.starserve.model;
 import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.KvDType;
+import dev.starserve.backend.ParallelTask;
 import dev.starserve.backend.Quantization;
 
 /**
@@ -49,6 +50,16 @@ public interface LanguageModel extends AutoCloseable {
    * logitsOut} as {@code [logitRows.length × vocab]} row-major.
    */
   void forward(BatchLayout batch, int[] logitRows, KvCache cache, float[] logitsOut);
+
+  /**
+   * Runs host work over {@code [0, n)} on the model's compute threads between forward passes (see
+   * {@link dev.starserve.backend.Backend#parallelFor}); by default on the caller, as one range.
+   */
+  default void parallelFor(int n, ParallelTask task) {
+    if (n > 0) {
+      task.run(0, n, 0);
+    }
+  }
 
   /** Convenience: logits of the given rows as a new array {@code [rows × vocab]}. */
   default float[] forward(BatchLayout batch, int[] logitRows, KvCache cache) {

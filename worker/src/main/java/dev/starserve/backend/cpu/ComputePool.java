@@ -1,5 +1,6 @@
 package dev.starserve.backend.cpu;
 
+import dev.starserve.backend.ParallelTask;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
@@ -17,9 +18,7 @@ public final class ComputePool implements AutoCloseable {
 
   /** Work on the index range {@code [from, to)}, run by thread number {@code worker}. */
   @FunctionalInterface
-  public interface RangeTask {
-    void run(int from, int to, int worker);
-  }
+  public interface RangeTask extends ParallelTask {}
 
   private static final int SPIN_ITERATIONS = 50_000;
 
@@ -37,7 +36,7 @@ public final class ComputePool implements AutoCloseable {
   private volatile int generation;
   private volatile boolean closed;
   private volatile Throwable failure;
-  private RangeTask task; // published by the volatile write of generation
+  private ParallelTask task; // published by the volatile write of generation
   private int size;
   private int grain;
 
@@ -65,7 +64,7 @@ public final class ComputePool implements AutoCloseable {
    * alone. Which thread runs which chunk varies from call to call. Not reentrant: one caller at a
    * time.
    */
-  public void parallelFor(int n, int minChunk, RangeTask task) {
+  public void parallelFor(int n, int minChunk, ParallelTask task) {
     if (n <= 0) {
       return;
     }
@@ -109,7 +108,7 @@ public final class ComputePool implements AutoCloseable {
     }
   }
 
-  private void runChunks(RangeTask t, int n, int worker) {
+  private void runChunks(ParallelTask t, int n, int worker) {
     int g = grain;
     for (int from = next.getAndAdd(g); from < n; from = next.getAndAdd(g)) {
       t.run(from, Math.min(n, from + g), worker);

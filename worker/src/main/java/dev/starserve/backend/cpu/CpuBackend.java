@@ -5,6 +5,7 @@ import dev.starserve.backend.BatchLayout;
 import dev.starserve.backend.Buffer;
 import dev.starserve.backend.KvCache;
 import dev.starserve.backend.Matrix;
+import dev.starserve.backend.ParallelTask;
 import dev.starserve.backend.Quantization;
 import dev.starserve.backend.host.Gelu;
 import dev.starserve.backend.host.HostBackend;
@@ -516,6 +517,11 @@ public final class CpuBackend extends HostBackend {
             mqaShared, u0 * unit, mqaUnitStart[t + 1] - u0, unit, nHead, hd, hp, o, t * outDim);
       }
     }
+  }
+
+  @Override
+  public void parallelFor(int n, ParallelTask task) {
+    pool.parallelFor(n, 1, task);
   }
 
   @Override
