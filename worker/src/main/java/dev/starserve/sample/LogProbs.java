@@ -23,21 +23,9 @@ public final class LogProbs {
   public static double logSumExp(float[] logits, int off, int n) {
     float max = max(logits, off, n);
     if (Float.isInfinite(max) || Float.isNaN(max)) {
-      return scalarLogSumExp(logits, off, n, max);
+      return max; // every entry −∞ (all banned), or a +∞ / NaN logit: no finite sum to take
     }
     return max + Math.log(sumExp(logits, off, n, max));
-  }
-
-  /** The definition, one {@link Math#exp} per entry (all −∞, +∞ or NaN rows). */
-  private static double scalarLogSumExp(float[] logits, int off, int n, float max) {
-    if (max == Float.NEGATIVE_INFINITY || Float.isNaN(max) || max == Float.POSITIVE_INFINITY) {
-      return max;
-    }
-    double sum = 0;
-    for (int i = 0; i < n; i++) {
-      sum += Math.exp(logits[off + i] - (double) max);
-    }
-    return max + Math.log(sum);
   }
 
   private static float max(float[] x, int off, int n) {

@@ -16,10 +16,6 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class ComputePool implements AutoCloseable {
 
-  /** Work on the index range {@code [from, to)}, run by thread number {@code worker}. */
-  @FunctionalInterface
-  public interface RangeTask extends ParallelTask {}
-
   private static final int SPIN_ITERATIONS = 50_000;
 
   /**

@@ -42,9 +42,9 @@ public final class CpuBackend extends HostBackend {
   private final LayerNormTask layerNormTask = new LayerNormTask();
   private final ActivationTask activationTask = new ActivationTask();
   private final MqaCall mqa = new MqaCall();
-  private final ComputePool.RangeTask mqaWholeTokens = mqa::wholeTokens;
-  private final ComputePool.RangeTask mqaChunks = mqa::chunkRange;
-  private final ComputePool.RangeTask mqaMerges = mqa::mergeRange;
+  private final ParallelTask mqaWholeTokens = mqa::wholeTokens;
+  private final ParallelTask mqaChunks = mqa::chunkRange;
+  private final ParallelTask mqaMerges = mqa::mergeRange;
 
   public CpuBackend(int threads) {
     this.pool = new ComputePool(threads);
@@ -80,7 +80,7 @@ public final class CpuBackend extends HostBackend {
    * capturing lambdas, which allocated one object per call on the engine thread, about 160 per
    * decode step (see also {@link PanelGemm}).
    */
-  private static final class LayerNormTask implements ComputePool.RangeTask {
+  private static final class LayerNormTask implements ParallelTask {
     private float[] in;
     private float[] o;
     private HostMatrix g;
@@ -211,7 +211,7 @@ public final class CpuBackend extends HostBackend {
   }
 
   /** Rows {@code [from, to)} of an activation, in place. */
-  private static final class ActivationTask implements ComputePool.RangeTask {
+  private static final class ActivationTask implements ParallelTask {
     private float[] a;
     private int d;
     private Activation kind;

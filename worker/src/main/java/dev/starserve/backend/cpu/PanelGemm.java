@@ -1,5 +1,6 @@
 package dev.starserve.backend.cpu;
 
+import dev.starserve.backend.ParallelTask;
 import dev.starserve.backend.host.Int8Quantizer;
 import dev.starserve.checkpoint.DType;
 import java.lang.foreign.MemorySegment;
@@ -106,7 +107,7 @@ final class PanelGemm {
    * hand-off) rather than a capturing lambda, which allocated one object per call: about 80 per
    * decode step.
    */
-  private final class DecodeTask implements ComputePool.RangeTask {
+  private final class DecodeTask implements ParallelTask {
     private float[] x;
     private PackedMatrix w;
     private float[] out;
@@ -130,7 +131,7 @@ final class PanelGemm {
   }
 
   /** Several tokens × panels {@code [from, to)}, token block by token block. */
-  private final class GemmTask implements ComputePool.RangeTask {
+  private final class GemmTask implements ParallelTask {
     private float[] packed;
     private int stride;
     private int n;
