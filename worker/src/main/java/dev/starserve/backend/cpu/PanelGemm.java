@@ -37,6 +37,7 @@ import java.util.Arrays;
 final class PanelGemm {
   private static final int P = PackedMatrix.P;
   private static final int MAX_GROUP = 6;
+  private static final int QUAD = 4; // panels per decoding work item
   // Activations of one token block: half of a typical 1 MiB L2, leaving room for the panels.
   private static final int BLOCK_FLOATS = 128 * 1024;
 
@@ -78,8 +79,8 @@ final class PanelGemm {
         x1 = xd;
       }
       decodeTask.set(x1, w, out, bt, bias);
-      // Pairs of panels, so that each thread runs the two-panel kernel.
-      pool.parallelFor((w.panels() + 1) / 2, 1, decodeTask);
+      // Groups of four panels, so that each thread runs the widest kernel (bf16: four panels).
+      pool.parallelFor((w.panels() + QUAD - 1) / QUAD, 1, decodeTask);
       return;
     }
     int groups = plan(n, w.format() == PackedMatrix.Format.F16 ? 6 : 4);
@@ -102,10 +103,10 @@ final class PanelGemm {
   }
 
   /**
-   * One token × pairs of panels {@code [from, to)}. NOTE: one reusable task object per kind of call
-   * (its arguments set before each call, published to the pool's threads by the pool's volatile
-   * hand-off) rather than a capturing lambda, which allocated one object per call: about 80 per
-   * decode step.
+   * One token × groups of four panels {@code [from, to)}. NOTE: one reusable task object per kind
+   * of call (its arguments set before each call, published to the pool's threads by the pool's
+   * volatile hand-off) rather than a capturing lambda, which allocated one object per call: about
+   * 80 per decode step.
    */
   private final class DecodeTask implements ParallelTask {
     private float[] x;
@@ -125,8 +126,8 @@ final class PanelGemm {
     @Override
     public void run(int from, int to, int worker) {
       int rows = w.rows();
-      decode(x, w, out, 2 * from, Math.min(2 * to, w.panels()), worker);
-      addBias(out, 1, rows, bt, bias, 2 * from * P, Math.min(2 * to * P, rows));
+      decode(x, w, out, QUAD * from, Math.min(QUAD * to, w.panels()), worker);
+      addBias(out, 1, rows, bt, bias, QUAD * from * P, Math.min(QUAD * to * P, rows));
     }
   }
 
@@ -282,7 +283,8 @@ final class PanelGemm {
   }
 
   /**
-   * One token × panels {@code [p0, p1)}, two at a time ({@code x} padded to whole blocks for int8).
+   * One token × panels {@code [p0, p1)}, four at a time for bf16, then two at a time ({@code x}
+   * padded to whole blocks for int8).
    */
   private void decode(float[] x, PackedMatrix w, float[] out, int p0, int p1, int worker) {
     int rows = w.rows();
@@ -290,6 +292,11 @@ final class PanelGemm {
     int blocks = Int8Quantizer.blocks(cols);
     MemorySegment d = w.data();
     int p = p0;
+    if (w.format() == PackedMatrix.Format.BF16) {
+      for (; p + 4 <= p1 && (p + 4) * P <= rows; p += 4) {
+        Bf16Panels.tile1x4(x, 0, cols, d, w.panelOffset(p), out, p * P);
+      }
+    }
     for (; p + 2 <= p1 && (p + 2) * P <= rows; p += 2) {
       long wb = w.panelOffset(p);
       switch (w.format()) {
