@@ -93,4 +93,40 @@ final class F32Panels {
     a2.intoArray(out, o0 + 2 * L);
     b2.intoArray(out, o0 + 3 * L);
   }
+
+  /**
+   * One token × four adjacent panels, same order as {@link #tile1}; writes {@code out[o0 .. o0 +
+   * 4P)}. NOTE: four weight streams per thread, as in {@link Bf16Panels#tile1x4}.
+   */
+  static void tile1x4(float[] x, int x0, int k, MemorySegment w, long wb, float[] out, int o0) {
+    long next = (long) k * 8L * L;
+    FloatVector a = FloatVector.zero(F);
+    FloatVector b = FloatVector.zero(F);
+    FloatVector a2 = FloatVector.zero(F);
+    FloatVector b2 = FloatVector.zero(F);
+    FloatVector a3 = FloatVector.zero(F);
+    FloatVector b3 = FloatVector.zero(F);
+    FloatVector a4 = FloatVector.zero(F);
+    FloatVector b4 = FloatVector.zero(F);
+    int end = x0 + k;
+    for (int c = x0; c < end; c++, wb += 8L * L) {
+      FloatVector v = FloatVector.broadcast(F, x[c]);
+      a = FloatVector.fromMemorySegment(F, w, wb, LE).fma(v, a);
+      b = FloatVector.fromMemorySegment(F, w, wb + 4L * L, LE).fma(v, b);
+      a2 = FloatVector.fromMemorySegment(F, w, wb + next, LE).fma(v, a2);
+      b2 = FloatVector.fromMemorySegment(F, w, wb + next + 4L * L, LE).fma(v, b2);
+      a3 = FloatVector.fromMemorySegment(F, w, wb + 2 * next, LE).fma(v, a3);
+      b3 = FloatVector.fromMemorySegment(F, w, wb + 2 * next + 4L * L, LE).fma(v, b3);
+      a4 = FloatVector.fromMemorySegment(F, w, wb + 3 * next, LE).fma(v, a4);
+      b4 = FloatVector.fromMemorySegment(F, w, wb + 3 * next + 4L * L, LE).fma(v, b4);
+    }
+    a.intoArray(out, o0);
+    b.intoArray(out, o0 + L);
+    a2.intoArray(out, o0 + 2 * L);
+    b2.intoArray(out, o0 + 3 * L);
+    a3.intoArray(out, o0 + 4 * L);
+    b3.intoArray(out, o0 + 5 * L);
+    a4.intoArray(out, o0 + 6 * L);
+    b4.intoArray(out, o0 + 7 * L);
+  }
 }

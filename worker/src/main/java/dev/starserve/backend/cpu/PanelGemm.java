@@ -79,7 +79,8 @@ final class PanelGemm {
         x1 = xd;
       }
       decodeTask.set(x1, w, out, bt, bias);
-      // Groups of four panels, so that each thread runs the widest kernel (bf16: four panels).
+      // Groups of four panels, so that each thread runs the widest kernel (bf16 and f32: four
+      // panels).
       pool.parallelFor((w.panels() + QUAD - 1) / QUAD, 1, decodeTask);
       return;
     }
@@ -283,8 +284,8 @@ final class PanelGemm {
   }
 
   /**
-   * One token × panels {@code [p0, p1)}, four at a time for bf16, then two at a time ({@code x}
-   * padded to whole blocks for int8).
+   * One token × panels {@code [p0, p1)}, four at a time for bf16 and f32, then two at a time
+   * ({@code x} padded to whole blocks for int8).
    */
   private void decode(float[] x, PackedMatrix w, float[] out, int p0, int p1, int worker) {
     int rows = w.rows();
@@ -292,9 +293,14 @@ final class PanelGemm {
     int blocks = Int8Quantizer.blocks(cols);
     MemorySegment d = w.data();
     int p = p0;
-    if (w.format() == PackedMatrix.Format.BF16) {
+    if (w.format() == PackedMatrix.Format.BF16 || w.format() == PackedMatrix.Format.F32) {
       for (; p + 4 <= p1 && (p + 4) * P <= rows; p += 4) {
-        Bf16Panels.tile1x4(x, 0, cols, d, w.panelOffset(p), out, p * P);
+        long wb = w.panelOffset(p);
+        if (w.format() == PackedMatrix.Format.BF16) {
+          Bf16Panels.tile1x4(x, 0, cols, d, wb, out, p * P);
+        } else {
+          F32Panels.tile1x4(x, 0, cols, d, wb, out, p * P);
+        }
       }
     }
     for (; p + 2 <= p1 && (p + 2) * P <= rows; p += 2) {
