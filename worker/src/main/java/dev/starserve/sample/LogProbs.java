@@ -1,5 +1,6 @@
 package dev.starserve.sample;
 
+import dev.starserve.backend.cpu.VectorMath;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -14,8 +15,8 @@ public final class LogProbs {
 
   /**
    * {@code log Σ exp(logits[off..off+n))}, computed stably: the maximum first, then {@code exp(x −
-   * max)} on whole vectors ({@code EXP}, within an ulp or two of {@link Math#exp} in float32), each
-   * lane summing at most 16 values in float before the chunk's sum joins a double; the tail in
+   * max)} on whole vectors ({@link VectorMath#exp}, within 2 ulps of the exact value in float32),
+   * each lane summing at most 16 values in float before the chunk's sum joins a double; the tail in
    * double. Over a 49152-entry vocabulary that is about 20x faster than {@code Math.exp} per entry,
    * and the result stays within a few 1e-7 of the float64 definition (the logits themselves are
    * float32).
@@ -59,9 +60,9 @@ public final class LogProbs {
   private static double chunkExp(float[] x, int i, FloatVector m) {
     FloatVector acc = FloatVector.zero(F);
     for (int k = 0; k < CHUNK; k += L) {
-      acc = acc.add(FloatVector.fromArray(F, x, i + k).sub(m).lanewise(VectorOperators.EXP));
+      acc = acc.add(VectorMath.exp(FloatVector.fromArray(F, x, i + k).sub(m)));
     }
-    return acc.reduceLanes(VectorOperators.ADD);
+    return VectorMath.sum(acc);
   }
 
   /** Index of the largest logit in the row (the lowest index on ties, like torch.argmax). */

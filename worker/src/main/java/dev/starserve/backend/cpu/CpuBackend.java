@@ -15,7 +15,6 @@ import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 
 /**
  * The CPU backend: Vector API kernels over heap activations and weights mapped from the checkpoint,
@@ -113,7 +112,7 @@ public final class CpuBackend extends HostBackend {
     for (; c < bound; c += VectorKernels.L) {
       acc = acc.add(FloatVector.fromArray(VectorKernels.F, in, off + c));
     }
-    float sum = acc.reduceLanes(VectorOperators.ADD);
+    float sum = VectorMath.sum(acc);
     for (; c < d; c++) {
       sum += in[off + c];
     }
@@ -125,7 +124,7 @@ public final class CpuBackend extends HostBackend {
       FloatVector dev = FloatVector.fromArray(VectorKernels.F, in, off + c).sub(mv);
       vacc = dev.fma(dev, vacc);
     }
-    float var = vacc.reduceLanes(VectorOperators.ADD);
+    float var = VectorMath.sum(vacc);
     for (; c < d; c++) {
       float dev = in[off + c] - mean;
       var += dev * dev;
@@ -244,13 +243,18 @@ public final class CpuBackend extends HostBackend {
     }
   }
 
+  /**
+   * GELU (tanh form) in place: {@code 0.5·x·(1 + tanh(u)) = x / (1 + e^(−2u))} for the vector body
+   * (the same function, with no cancellation where {@code tanh(u)} nears −1, and {@link
+   * VectorMath#exp} rather than the JIT-dependent {@code TANH}), {@link Gelu#tanh} for the tail.
+   */
   private static void geluTanh(float[] a, int from, int to) {
     int i = from;
     int bound = from + VectorKernels.F.loopBound(to - from);
     for (; i < bound; i += VectorKernels.L) {
       FloatVector x = FloatVector.fromArray(VectorKernels.F, a, i);
       FloatVector inner = x.mul(x).mul(x).mul(0.044715f).add(x).mul(SQRT_2_OVER_PI);
-      x.mul(0.5f).mul(inner.lanewise(VectorOperators.TANH).add(1f)).intoArray(a, i);
+      x.div(VectorMath.exp(inner.mul(-2f)).add(1f)).intoArray(a, i);
     }
     for (; i < to; i++) {
       a[i] = Gelu.tanh(a[i]);

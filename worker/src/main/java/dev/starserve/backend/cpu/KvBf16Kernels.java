@@ -108,7 +108,7 @@ final class KvBf16Kernels {
         for (; c < bound; c += l) {
           a = FloatVector.fromArray(VectorKernels.F, x, q + c).fma(widen(k, row + c), a);
         }
-        float d = a.reduceLanes(VectorOperators.ADD);
+        float d = VectorMath.sum(a);
         for (; c < hd; c++) {
           d += x[q + c] * Bf16.widen(k[row + c]);
         }

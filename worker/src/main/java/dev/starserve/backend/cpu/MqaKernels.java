@@ -1,7 +1,6 @@
 package dev.starserve.backend.cpu;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -10,7 +9,7 @@ import jdk.incubator.vector.VectorSpecies;
  * product with the transposed, pre-scaled query ({@code qt[c·hp + h]}, heads padded with zeros to
  * {@code hp}, whole pairs of vectors) as the panel and the cached key rows as the tokens. Each key
  * row is read once for all heads, no score needs a horizontal reduction, and the softmax runs over
- * positions with the heads in lanes ({@code EXP} on whole vectors).
+ * positions with the heads in lanes ({@link VectorMath#exp} on whole vectors).
  *
  * <pre>
  * qt: [hd × hp]    qt[c·hp + h] = scale · q_h[c]   (h ≥ nHead: 0)
@@ -253,7 +252,7 @@ final class MqaKernels {
     }
     FloatVector sum = FloatVector.zero(F);
     for (int j = 0, i = h; j < len; j++, i += hp) {
-      FloatVector e = FloatVector.fromArray(F, s, i).sub(m).lanewise(VectorOperators.EXP);
+      FloatVector e = VectorMath.exp(FloatVector.fromArray(F, s, i).sub(m));
       e.intoArray(s, i);
       sum = sum.add(e);
     }

@@ -237,7 +237,7 @@ final class VectorKernels {
               FloatVector.fromArray(F, x, q + c + L)
                   .fma(FloatVector.fromArray(F, k, row + c + L), a1);
         }
-        float d = a0.add(a1).reduceLanes(VectorOperators.ADD);
+        float d = VectorMath.sum(a0.add(a1));
         for (; c < hd; c++) {
           d += x[q + c] * k[row + c];
         }
