@@ -37,7 +37,6 @@ import java.util.Arrays;
 final class PanelGemm {
   private static final int P = PackedMatrix.P;
   private static final int MAX_GROUP = 6;
-  private static final int QUAD = 4; // panels per decoding work item
   // Activations of one token block: half of a typical 1 MiB L2, leaving room for the panels.
   private static final int BLOCK_FLOATS = 128 * 1024;
 
@@ -78,10 +77,10 @@ final class PanelGemm {
         Int8Panels.prepareDecode(x, cols, stride, xd, xs);
         x1 = xd;
       }
-      decodeTask.set(x1, w, out, bt, bias);
-      // Groups of four panels, so that each thread runs the widest kernel (bf16 and f32: four
-      // panels).
-      pool.parallelFor((w.panels() + QUAD - 1) / QUAD, 1, decodeTask);
+      // Work items of as many panels as the format's widest decoding kernel takes.
+      int per = decodePanels(w.format());
+      decodeTask.set(x1, w, out, bt, bias, per);
+      pool.parallelFor((w.panels() + per - 1) / per, 1, decodeTask);
       return;
     }
     int groups = plan(n, w.format() == PackedMatrix.Format.F16 ? 6 : 4);
@@ -104,19 +103,21 @@ final class PanelGemm {
   }
 
   /**
-   * One token × groups of four panels {@code [from, to)}. NOTE: one reusable task object per kind
-   * of call (its arguments set before each call, published to the pool's threads by the pool's
-   * volatile hand-off) rather than a capturing lambda, which allocated one object per call: about
-   * 80 per decode step.
+   * One token × work items {@code [from, to)} of {@link #decodePanels} panels. NOTE: one reusable
+   * task object per kind of call (its arguments set before each call, published to the pool's
+   * threads by the pool's volatile hand-off) rather than a capturing lambda, which allocated one
+   * object per call: about 80 per decode step.
    */
   private final class DecodeTask implements ParallelTask {
+    private int per; // panels per work item
     private float[] x;
     private PackedMatrix w;
     private float[] out;
     private DType bt;
     private MemorySegment bias;
 
-    void set(float[] x, PackedMatrix w, float[] out, DType bt, MemorySegment bias) {
+    void set(float[] x, PackedMatrix w, float[] out, DType bt, MemorySegment bias, int per) {
+      this.per = per;
       this.x = x;
       this.w = w;
       this.out = out;
@@ -127,8 +128,8 @@ final class PanelGemm {
     @Override
     public void run(int from, int to, int worker) {
       int rows = w.rows();
-      decode(x, w, out, QUAD * from, Math.min(QUAD * to, w.panels()), worker);
-      addBias(out, 1, rows, bt, bias, QUAD * from * P, Math.min(QUAD * to * P, rows));
+      decode(x, w, out, per * from, Math.min(per * to, w.panels()), worker);
+      addBias(out, 1, rows, bt, bias, per * from * P, Math.min(per * to * P, rows));
     }
   }
 
@@ -184,6 +185,15 @@ final class PanelGemm {
       }
       addBias(out, n, w.rows(), bt, bias, from * P, Math.min(to * P, w.rows()));
     }
+  }
+
+  /**
+   * Panels per decoding work item: four for bf16 and f32 (their four-panel kernels), two for f16
+   * and int8, whose widening limits them more than their weight streams (int8 measured no faster
+   * with four).
+   */
+  private static int decodePanels(PackedMatrix.Format format) {
+    return format == PackedMatrix.Format.BF16 || format == PackedMatrix.Format.F32 ? 4 : 2;
   }
 
   /**
