@@ -78,7 +78,7 @@ final class PanelGemm {
         x1 = xd;
       }
       // Work items of as many panels as the format's widest decoding kernel takes.
-      int per = decodePanels(w.format());
+      int per = decodePanels(w);
       decodeTask.set(x1, w, out, bt, bias, per);
       pool.parallelFor((w.panels() + per - 1) / per, 1, decodeTask);
       return;
@@ -190,10 +190,12 @@ final class PanelGemm {
   /**
    * Panels per decoding work item: four for bf16 and f32 (their four-panel kernels), two for f16
    * and int8, whose widening limits them more than their weight streams (int8 measured no faster
-   * with four).
+   * with four), and two wherever four would leave fewer than eight items per thread (a small matrix
+   * on many cores).
    */
-  private static int decodePanels(PackedMatrix.Format format) {
-    return format == PackedMatrix.Format.BF16 || format == PackedMatrix.Format.F32 ? 4 : 2;
+  private int decodePanels(PackedMatrix w) {
+    boolean wide = w.format() == PackedMatrix.Format.BF16 || w.format() == PackedMatrix.Format.F32;
+    return wide && w.panels() >= 4 * 8 * pool.parallelism() ? 4 : 2;
   }
 
   /**

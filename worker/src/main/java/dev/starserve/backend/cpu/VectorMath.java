@@ -39,7 +39,10 @@ public final class VectorMath {
   static final float P4 = 1.6666665459e-1f;
   static final float P5 = 5.0000001201e-1f;
 
-  // Lane partners of a sum by halves: lane i with lane i ^ k (the identity where k ≥ L).
+  // Lane partners of a sum by halves: lane i with lane i ^ k (the identity where k ≥ L). 64 float
+  // lanes is the widest vector there is (2048-bit SVE).
+  private static final VectorShuffle<Float> X32 = partner(32);
+  private static final VectorShuffle<Float> X16 = partner(16);
   private static final VectorShuffle<Float> X8 = partner(8);
   private static final VectorShuffle<Float> X4 = partner(4);
   private static final VectorShuffle<Float> X2 = partner(2);
@@ -79,6 +82,12 @@ public final class VectorMath {
    */
   public static float sum(FloatVector v) {
     FloatVector s = v;
+    if (L > 32) {
+      s = s.add(s.rearrange(X32));
+    }
+    if (L > 16) {
+      s = s.add(s.rearrange(X16));
+    }
     if (L > 8) {
       s = s.add(s.rearrange(X8));
     }
