@@ -190,12 +190,13 @@ final class PanelGemm {
   /**
    * Panels per decoding work item: four for bf16 and f32 (their four-panel kernels), two for f16
    * and int8, whose widening limits them more than their weight streams (int8 measured no faster
-   * with four), and two wherever four would leave fewer than eight items per thread (a small matrix
-   * on many cores).
+   * with four), and two wherever four would leave fewer than two items per thread (a small matrix
+   * on many cores). NOTE: not eight per thread: on 2 threads that put attn.c_attn, attn.c_proj and
+   * mlp.c_proj (48-56 panels) back on pairs, 60% of a layer's weights.
    */
   private int decodePanels(PackedMatrix w) {
     boolean wide = w.format() == PackedMatrix.Format.BF16 || w.format() == PackedMatrix.Format.F32;
-    return wide && w.panels() >= 4 * 8 * pool.parallelism() ? 4 : 2;
+    return wide && w.panels() >= 4 * 2 * pool.parallelism() ? 4 : 2;
   }
 
   /**
