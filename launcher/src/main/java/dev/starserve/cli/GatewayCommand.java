@@ -78,20 +78,23 @@ final class GatewayCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     Running running = start();
-    out.println(
-        "gateway serving HTTP (OpenAI, TGI, /metrics) on "
-            + gateway.host
-            + ":"
-            + running.gateway().httpPort()
-            + " and gRPC (fmaas) on "
-            + gateway.host
-            + ":"
-            + running.gateway().grpcPort()
-            + "; cluster '"
-            + cluster.clusterName
-            + "' member "
-            + ClusterOptions.address(running.hazelcast()));
-    awaitShutdown("starserve-gateway-shutdown", running);
+    awaitShutdown(
+        "starserve-gateway-shutdown",
+        running,
+        () ->
+            out.println(
+                "gateway serving HTTP (OpenAI, TGI, /metrics) on "
+                    + gateway.host
+                    + ":"
+                    + running.gateway().httpPort()
+                    + " and gRPC (fmaas) on "
+                    + gateway.host
+                    + ":"
+                    + running.gateway().grpcPort()
+                    + "; cluster '"
+                    + cluster.clusterName
+                    + "' member "
+                    + ClusterOptions.address(running.hazelcast())));
     return 0;
   }
 
@@ -123,12 +126,18 @@ final class GatewayCommand implements Callable<Integer> {
   }
 
   /**
-   * Blocks until SIGTERM/SIGINT, then closes {@code resource} once (for a gateway: drains it) and
-   * returns, so the command exits 0. The signals are trapped through {@code sun.misc.Signal}; where
-   * that is not possible (-Xrs), a shutdown hook closes it instead (the JVM then exits 143). The
-   * hook also covers any other exit while the resource is open, and waits for a close in progress.
+   * Traps SIGTERM/SIGINT, then runs {@code announce} (the "serving" line), then blocks until one of
+   * them arrives, closes {@code resource} once (for a gateway: drains it) and returns, so the
+   * command exits 0. The signals are trapped through {@code sun.misc.Signal}; where that is not
+   * possible (-Xrs), a shutdown hook closes it instead (the JVM then exits 143). The hook also
+   * covers any other exit while the resource is open, and waits for a close in progress.
+   *
+   * <p>NOTE: the announcement comes after the trap: a supervisor (or a test) that sends SIGTERM as
+   * soon as it reads "serving" otherwise could hit the moment before the trap was in place, and the
+   * JVM's own handler exited 143 instead of 0 (seen once in CI).
    */
-  static void awaitShutdown(String threadName, AutoCloseable resource) throws InterruptedException {
+  static void awaitShutdown(String threadName, AutoCloseable resource, Runnable announce)
+      throws InterruptedException {
     CountDownLatch stopped = new CountDownLatch(1);
     AtomicBoolean once = new AtomicBoolean();
     Runnable stop =
@@ -150,8 +159,9 @@ final class GatewayCommand implements Callable<Integer> {
             }
           }
         };
-    Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name(threadName).unstarted(stop));
     trapSignals(() -> Thread.ofPlatform().name(threadName).start(stop), "TERM", "INT");
+    Runtime.getRuntime().addShutdownHook(Thread.ofPlatform().name(threadName).unstarted(stop));
+    announce.run();
     stopped.await();
   }
 

@@ -107,19 +107,22 @@ final class ServeCommand implements Callable<Integer> {
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     Running running = start(out);
     String model = running.worker().server().options().modelId();
-    out.println(
-        "serving "
-            + model
-            + ": OpenAI and TGI HTTP on http://"
-            + gateway.host
-            + ":"
-            + running.gateway().httpPort()
-            + " (/v1/completions, /v1/chat/completions, /generate, /metrics), fmaas gRPC on "
-            + gateway.host
-            + ":"
-            + running.gateway().grpcPort()
-            + "; Ctrl-C stops");
-    GatewayCommand.awaitShutdown("starserve-serve-shutdown", running);
+    GatewayCommand.awaitShutdown(
+        "starserve-serve-shutdown",
+        running,
+        () ->
+            out.println(
+                "serving "
+                    + model
+                    + ": OpenAI and TGI HTTP on http://"
+                    + gateway.host
+                    + ":"
+                    + running.gateway().httpPort()
+                    + " (/v1/completions, /v1/chat/completions, /generate, /metrics), fmaas gRPC on "
+                    + gateway.host
+                    + ":"
+                    + running.gateway().grpcPort()
+                    + "; Ctrl-C stops"));
     return 0;
   }
 

@@ -176,20 +176,21 @@ final class WorkerCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     PrintStream out = new PrintStream(System.out, true, StandardCharsets.UTF_8);
     Running running = start();
-    out.println(
-        "worker "
-            + running.server().options().workerId()
-            + " serving "
-            + running.server().options().modelId()
-            + " on "
-            + running.server().address());
     // SIGTERM/SIGINT drain the worker and the command exits 0 (as the gateway does).
     GatewayCommand.awaitShutdown(
         "starserve-worker-shutdown",
         () -> {
           LOG.info("draining for up to {}", running.drainTimeout());
           running.close();
-        });
+        },
+        () ->
+            out.println(
+                "worker "
+                    + running.server().options().workerId()
+                    + " serving "
+                    + running.server().options().modelId()
+                    + " on "
+                    + running.server().address()));
     return 0;
   }
 
