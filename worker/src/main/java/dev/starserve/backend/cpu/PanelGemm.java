@@ -195,8 +195,12 @@ final class PanelGemm {
    * mlp.c_proj (48-56 panels) back on pairs, 60% of a layer's weights.
    */
   private int decodePanels(PackedMatrix w) {
-    boolean wide = w.format() == PackedMatrix.Format.BF16 || w.format() == PackedMatrix.Format.F32;
-    return wide && w.panels() >= 4 * 2 * pool.parallelism() ? 4 : 2;
+    return hasFourPanelKernel(w.format()) && w.panels() >= 4 * 2 * pool.parallelism() ? 4 : 2;
+  }
+
+  /** Whether the format has a four-panel decoding kernel (bf16 and f32). */
+  private static boolean hasFourPanelKernel(PackedMatrix.Format format) {
+    return format == PackedMatrix.Format.BF16 || format == PackedMatrix.Format.F32;
   }
 
   /**
@@ -306,7 +310,7 @@ final class PanelGemm {
     int blocks = Int8Quantizer.blocks(cols);
     MemorySegment d = w.data();
     int p = p0;
-    if (w.format() == PackedMatrix.Format.BF16 || w.format() == PackedMatrix.Format.F32) {
+    if (hasFourPanelKernel(w.format())) {
       for (; p + 4 <= p1 && (p + 4) * P <= rows; p += 4) {
         long wb = w.panelOffset(p);
         if (w.format() == PackedMatrix.Format.BF16) {
