@@ -14,6 +14,8 @@ import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
@@ -76,6 +78,17 @@ class EngineTimeLimitTest {
         .generate(prompt, tokens, 0, t -> {});
   }
 
+  static void awaitUninterruptibly(CountDownLatch latch) {
+    try {
+      if (!latch.await(60, TimeUnit.SECONDS)) {
+        throw new AssertionError("the test thread never opened the latch");
+      }
+    } catch (InterruptedException ex) {
+      Thread.currentThread().interrupt();
+      throw new AssertionError(ex);
+    }
+  }
+
   static int[] ids(GenerationResult r) {
     return r.tokens().stream().mapToInt(t -> t.id()).toArray();
   }
@@ -84,10 +97,16 @@ class EngineTimeLimitTest {
   void aRequestWaitingBehindAFullEngineTimesOutInTheQueueWithoutAToken() {
     ManualClock clock = new ManualClock();
     AtomicInteger blockerTokensWhenWaiterEnded = new AtomicInteger(-1);
+    CountDownLatch waiterSubmitted = new CountDownLatch(1);
     try (Engine e = tiny.engine(512, 1, 256, true, clock)) {
       CollectingSink blocker =
           hooked(
               t -> {
+                if (t.index() == 0) {
+                  // NOTE: else the loop may reach token 2 before the waiter is submitted, whose
+                  // time limit would then start after the clock moved
+                  awaitUninterruptibly(waiterSubmitted);
+                }
                 if (t.index() == 2) {
                   clock.advance(PAST_THE_LIMIT);
                 }
@@ -103,6 +122,7 @@ class EngineTimeLimitTest {
       // max-num-seqs 1: the waiter cannot start before the blocker's 40 tokens are done.
       e.submit(request("blocker", TinyModel.randomPrompt(1, 20), 40, 0), blocker);
       e.submit(request("waiter", TinyModel.randomPrompt(2, 10), 5, LIMIT_MS), waiter);
+      waiterSubmitted.countDown();
 
       FinishEvent w = waiter.await().finish(0);
       assertEquals(FinishReason.TIME_LIMIT, w.reason());
