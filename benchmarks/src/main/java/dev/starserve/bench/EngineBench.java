@@ -2,7 +2,6 @@ package dev.starserve.bench;
 
 import dev.starserve.engine.Engine;
 import dev.starserve.engine.EngineRequest;
-import dev.starserve.engine.EngineStats;
 import dev.starserve.engine.FinishEvent;
 import dev.starserve.engine.RequestSink;
 import dev.starserve.engine.StoppingParams;
@@ -61,11 +60,11 @@ public final class EngineBench {
     volatile int peakKvBlocks;
     volatile long steps;
 
-    void onStep(EngineStats s) {
-      if (s.kvBlocksUsed() > peakKvBlocks) {
-        peakKvBlocks = s.kvBlocksUsed();
+    void onStep(long steps, int tokensScheduled, long stepNanos, int kvBlocksUsed) {
+      if (kvBlocksUsed > peakKvBlocks) {
+        peakKvBlocks = kvBlocksUsed;
       }
-      steps = s.steps();
+      this.steps = steps;
     }
 
     /** Bytes the calling thread has allocated so far (the engine thread, from a sink). */

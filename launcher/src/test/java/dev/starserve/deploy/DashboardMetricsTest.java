@@ -12,7 +12,6 @@ import dev.starserve.backend.cpu.CpuBackend;
 import dev.starserve.checkpoint.DType;
 import dev.starserve.engine.Engine;
 import dev.starserve.engine.EngineConfig;
-import dev.starserve.engine.EngineStats;
 import dev.starserve.engine.sched.SchedulerConfig;
 import dev.starserve.gateway.metrics.GatewayMetrics;
 import dev.starserve.gateway.metrics.RequestTimer;
@@ -138,7 +137,7 @@ class DashboardMetricsTest {
           new EngineConfig(16, 32, KvDType.FP32, new SchedulerConfig(2, 64), true);
       try (Engine engine = new Engine(model, tokenizer, md.eosTokenIds(), config)) {
         WorkerMetrics w = new WorkerMetrics(engine, true);
-        w.onStep(new EngineStats(1, 0, 0, 1, 31, 0, 0, 8, 8, 1_000_000, 1));
+        w.onStep(1, 8, 1_000_000, 1);
         w.requestEnded("length");
         return Exposition.of(w.registry().scrape(), new String(w.scrape(), StandardCharsets.UTF_8));
       }

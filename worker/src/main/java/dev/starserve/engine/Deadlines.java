@@ -36,6 +36,9 @@ final class Deadlines {
 
   /** Removes and returns every sequence whose deadline is at or before {@code nowNanos}. */
   List<Sequence> expired(long nowNanos) {
+    if (entries.isEmpty() || entries.first().deadlineNanos - nowNanos > 0) {
+      return List.of(); // the usual case, every step: no list made
+    }
     List<Sequence> out = new ArrayList<>();
     while (!entries.isEmpty() && entries.first().deadlineNanos - nowNanos <= 0) {
       out.add(entries.pollFirst().seq);

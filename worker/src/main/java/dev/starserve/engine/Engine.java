@@ -21,7 +21,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.function.Consumer;
+import java.util.concurrent.locks.StampedLock;
 import java.util.function.LongSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -70,8 +70,21 @@ public final class Engine implements AutoCloseable {
   private final Map<String, RequestHandle> admitted = new HashMap<>(); // loop thread only
   private final Deadlines deadlines = new Deadlines(); // loop thread only
   private final Thread thread;
-  private volatile EngineStats stats = EngineStats.EMPTY;
-  private volatile Consumer<EngineStats> stepListener;
+  // The stats the loop publishes after every step, written in place under the lock (so that a
+  // steady loop allocates nothing) and read as one consistent snapshot by stats().
+  private final StampedLock statsLock = new StampedLock();
+  private int statRunning;
+  private int statWaiting;
+  private long statPreemptions;
+  private int statKvUsed;
+  private int statKvFree;
+  private long statPrefixHits;
+  private long statPrefixQueries;
+  private int statTokensScheduled;
+  private long statTokensScheduledTotal;
+  private long statStepNanos;
+  private long statSteps;
+  private volatile StepListener stepListener;
   private volatile boolean closed;
   private long nextSeqId;
   private long arrivals;
@@ -126,16 +139,38 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Hears the stats after every step, on the engine thread (per-step metrics such as the step
-   * duration); it must return at once and never block. One listener; null removes it.
+   * Hears every step, on the engine thread; it must return at once and never block. One listener;
+   * null removes it.
    */
-  public void setStepListener(Consumer<EngineStats> listener) {
+  public void setStepListener(StepListener listener) {
     this.stepListener = listener;
   }
 
-  /** The latest stats the loop published. */
+  /**
+   * The stats the loop published after its latest step (or after commands changed the counts), as
+   * one consistent snapshot. Any thread.
+   */
   public EngineStats stats() {
-    return stats;
+    while (true) {
+      long stamp = statsLock.tryOptimisticRead();
+      EngineStats s =
+          new EngineStats(
+              statRunning,
+              statWaiting,
+              statPreemptions,
+              statKvUsed,
+              statKvFree,
+              statPrefixHits,
+              statPrefixQueries,
+              statTokensScheduled,
+              statTokensScheduledTotal,
+              statStepNanos,
+              statSteps);
+      if (stamp != 0 && statsLock.validate(stamp)) {
+        return s;
+      }
+      Thread.onSpinWait(); // the loop is writing: a handful of fields
+    }
   }
 
   /**
@@ -262,7 +297,9 @@ public final class Engine implements AutoCloseable {
 
   /** Ends every sequence whose time limit has passed, wherever it is, and frees its blocks. */
   private void expireDeadlines() {
-    for (Sequence s : deadlines.expired(clock.getAsLong())) {
+    List<Sequence> expired = deadlines.expired(clock.getAsLong());
+    for (int i = 0; i < expired.size(); i++) {
+      Sequence s = expired.get(i);
       scheduler.finish(s);
       finish(s, FinishReason.TIME_LIMIT, null);
     }
@@ -375,8 +412,9 @@ public final class Engine implements AutoCloseable {
         update(batch, out);
       } catch (RuntimeException e) {
         // A bug, not a client error: fail what was in the step and keep serving the rest.
-        LOG.error("engine step failed; failing its {} sequences", batch.seqs().size(), e);
-        for (Sequence s : batch.seqs()) {
+        LOG.error("engine step failed; failing its {} sequences", batch.size(), e);
+        for (int i = 0; i < batch.size(); i++) {
+          Sequence s = batch.seq(i);
           if (!s.finished()) {
             scheduler.finish(s);
             finish(s, FinishReason.CANCELLED, "engine error: " + e);
@@ -394,11 +432,12 @@ public final class Engine implements AutoCloseable {
     }
     steps++;
     tokensScheduledTotal += batch.totalTokens();
-    publishStats(batch.totalTokens(), System.nanoTime() - t0);
-    Consumer<EngineStats> listener = stepListener;
+    long stepNanos = System.nanoTime() - t0;
+    publishStats(batch.totalTokens(), stepNanos);
+    StepListener listener = stepListener;
     if (listener != null) {
       try {
-        listener.accept(stats);
+        listener.onStep(steps, batch.totalTokens(), stepNanos, kv.numUsedBlocks());
       } catch (RuntimeException e) {
         LOG.warn("the step listener failed", e);
       }
@@ -406,26 +445,26 @@ public final class Engine implements AutoCloseable {
   }
 
   private void publishStats(int tokensScheduled, long stepNanos) {
-    stats =
-        new EngineStats(
-            scheduler.numRunning(),
-            scheduler.numWaiting(),
-            scheduler.preemptions(),
-            kv.numUsedBlocks(),
-            kv.numFreeBlocks(),
-            kv.prefixHitTokens(),
-            kv.prefixQueryTokens(),
-            tokensScheduled,
-            tokensScheduledTotal,
-            stepNanos,
-            steps);
+    long stamp = statsLock.writeLock(); // readers never lock: this never waits
+    statRunning = scheduler.numRunning();
+    statWaiting = scheduler.numWaiting();
+    statPreemptions = scheduler.preemptions();
+    statKvUsed = kv.numUsedBlocks();
+    statKvFree = kv.numFreeBlocks();
+    statPrefixHits = kv.prefixHitTokens();
+    statPrefixQueries = kv.prefixQueryTokens();
+    statTokensScheduled = tokensScheduled;
+    statTokensScheduledTotal = tokensScheduledTotal;
+    statStepNanos = stepNanos;
+    statSteps = steps;
+    statsLock.unlockWrite(stamp);
   }
 
   private void update(ScheduledBatch batch, StepLogits out) {
     long now = clock.getAsLong();
     int vocab = out.vocab();
     float[] logits = out.logits();
-    int numSeqs = batch.seqs().size();
+    int numSeqs = batch.size();
     if (chosen.length < numSeqs) {
       chosen = new int[Math.max(numSeqs, 2 * chosen.length)];
       chosenLse = new double[chosen.length];
@@ -435,13 +474,13 @@ public final class Engine implements AutoCloseable {
     model.parallelFor(numSeqs, sampling);
     sampling.batch = null;
     sampling.out = null;
-    for (int i = 0; i < batch.seqs().size(); i++) {
-      Sequence s = batch.seqs().get(i);
+    for (int i = 0; i < numSeqs; i++) {
+      Sequence s = batch.seq(i);
       if (s.finished()) {
         continue; // a sibling's sink failed earlier in this update and took the request down
       }
       OutputState o = (OutputState) s.output();
-      scheduler.markComputed(s, batch.start()[i] + batch.count()[i]);
+      scheduler.markComputed(s, batch.start(i) + batch.count(i));
       if (out.promptRow()[i] >= 0 && o.promptLogprobs != null) {
         for (int k = 0; k < out.promptCount()[i]; k++) {
           int p = out.promptPos()[i] + k;
@@ -478,7 +517,7 @@ public final class Engine implements AutoCloseable {
         if (row < 0) {
           continue;
         }
-        Sequence s = batch.seqs().get(i);
+        Sequence s = batch.seq(i);
         OutputState o = (OutputState) s.output();
         if (s.generatedTokens() < o.request.stopping().minNewTokens() && o.endIds.length > 0) {
           o.sampler.suppressNext(o.endIds);

@@ -28,6 +28,4 @@ public record EngineStats(
     int tokensScheduled,
     long tokensScheduledTotal,
     long stepNanos,
-    long steps) {
-  static final EngineStats EMPTY = new EngineStats(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-}
+    long steps) {}

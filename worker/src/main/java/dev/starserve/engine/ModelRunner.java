@@ -6,18 +6,36 @@ import dev.starserve.engine.kv.KvBlockManager;
 import dev.starserve.engine.sched.ScheduledBatch;
 import dev.starserve.engine.sched.Sequence;
 import dev.starserve.model.LanguageModel;
-import java.util.Arrays;
 
 /**
  * Turns a scheduled batch into one forward pass: lays every scheduled token out as one row (its id,
  * position, cache slot and sequence), asks for logits only where a token is sampled or a prompt
  * logprob is wanted, and runs the model.
+ *
+ * <p>NOTE: the layout's arrays, the logit rows and the {@link StepLogits} are this runner's own and
+ * are refilled in place by the next step whenever their sizes match (as they do, step after step,
+ * while a batch decodes): a steady engine loop allocates nothing here. Nothing keeps them past a
+ * step: the model is done with the layout when {@code forward} returns, and the engine with the
+ * logits when {@code update} does. The layout record itself is new every step, since the CUDA
+ * backend uploads its tables once per instance.
  */
 final class ModelRunner {
   private final LanguageModel model;
   private final KvCache cache;
   private final KvBlockManager kv;
-  private float[] logits = new float[0];
+  private float[] logits = new float[0]; // [rows × vocab], grown when needed
+  private int[] ids = new int[0]; // [T] for the step's T tokens
+  private int[] positions = new int[0]; // [T]
+  private int[] slots = new int[0]; // [T]
+  private int[] tokenSeq = new int[0]; // [T]
+  private int[] rows = new int[0]; // [T] scratch: the tokens that need logits
+  private int[] logitRows = new int[0]; // [R] the first R of rows
+  private int[][] tables = new int[0][]; // [S] block table of each scheduled sequence
+  private int[] sampleRow = new int[0]; // [S]
+  private int[] promptRow = new int[0]; // [S]
+  private int[] promptPos = new int[0]; // [S]
+  private int[] promptCount = new int[0]; // [S]
+  private StepLogits stepLogits;
 
   ModelRunner(LanguageModel model, KvCache cache, KvBlockManager kv) {
     this.model = model;
@@ -26,31 +44,34 @@ final class ModelRunner {
   }
 
   StepLogits execute(ScheduledBatch batch) {
-    int numSeqs = batch.seqs().size();
-    int total = 0;
-    for (int c : batch.count()) {
-      total += c;
+    int numSeqs = batch.size();
+    int total = batch.totalTokens();
+    if (ids.length != total) {
+      ids = new int[total];
+      positions = new int[total];
+      slots = new int[total];
+      tokenSeq = new int[total];
+      rows = new int[total];
     }
-    int[] ids = new int[total];
-    int[] positions = new int[total];
-    int[] slots = new int[total];
-    int[] tokenSeq = new int[total];
-    int[][] tables = new int[numSeqs][];
-    int[] sampleRow = new int[numSeqs];
-    int[] promptRow = new int[numSeqs];
-    int[] promptPos = new int[numSeqs];
-    int[] promptCount = new int[numSeqs];
-    int[] rows = new int[total];
+    if (tables.length != numSeqs) {
+      tables = new int[numSeqs][];
+      sampleRow = new int[numSeqs];
+      promptRow = new int[numSeqs];
+      promptPos = new int[numSeqs];
+      promptCount = new int[numSeqs];
+    }
     int numRows = 0;
     int blockSize = kv.blockSize();
     int t = 0;
     for (int i = 0; i < numSeqs; i++) {
-      Sequence s = batch.seqs().get(i);
-      int[] table = kv.blockTable(s.seqId());
+      Sequence s = batch.seq(i);
+      int[] table = kv.blocks(s.seqId());
       tables[i] = table;
-      int start = batch.start()[i];
-      int count = batch.count()[i];
+      int start = batch.start(i);
+      int count = batch.count(i);
       promptRow[i] = -1;
+      promptPos[i] = 0;
+      promptCount[i] = 0;
       sampleRow[i] = -1;
       int firstRow = t;
       for (int j = 0; j < count; j++, t++) {
@@ -74,12 +95,21 @@ final class ModelRunner {
         rows[numRows++] = firstRow + count - 1;
       }
     }
+    if (logitRows.length != numRows) {
+      logitRows = new int[numRows];
+    }
+    System.arraycopy(rows, 0, logitRows, 0, numRows);
     int vocab = model.config().vocabSize();
     if (logits.length < numRows * vocab) {
       logits = new float[numRows * vocab];
     }
     BatchLayout layout = new BatchLayout(ids, positions, slots, tokenSeq, tables, blockSize);
-    model.forward(layout, Arrays.copyOf(rows, numRows), cache, logits);
-    return new StepLogits(logits, vocab, sampleRow, promptRow, promptPos, promptCount);
+    model.forward(layout, logitRows, cache, logits);
+    if (stepLogits == null
+        || stepLogits.logits() != logits
+        || stepLogits.sampleRow() != sampleRow) {
+      stepLogits = new StepLogits(logits, vocab, sampleRow, promptRow, promptPos, promptCount);
+    }
+    return stepLogits;
   }
 }

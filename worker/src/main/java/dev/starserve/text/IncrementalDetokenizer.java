@@ -16,6 +16,7 @@ public final class IncrementalDetokenizer {
   private final boolean skipSpecialTokens;
   private byte[] pending = new byte[8]; // an incomplete UTF-8 sequence: at most 3 bytes after push
   private int pendingLength;
+  private final StringBuilder text = new StringBuilder(); // scratch: the text a push completes
 
   IncrementalDetokenizer(Tokenizer tokenizer, boolean skipSpecialTokens) {
     this.tokenizer = tokenizer;
@@ -32,16 +33,22 @@ public final class IncrementalDetokenizer {
     if (skipSpecialTokens && tokenizer.isSpecial(id)) {
       return "";
     }
+    if (pendingLength == 0) {
+      String whole = tokenizer.wholeTextOf(id);
+      if (whole != null) {
+        return whole; // the decoding below would give the same text: nothing pending before it
+      }
+    }
     if (pendingLength + b.length > pending.length) {
       pending = Arrays.copyOf(pending, Math.max(pending.length * 2, pendingLength + b.length));
     }
     System.arraycopy(b, 0, pending, pendingLength, b.length);
     pendingLength += b.length;
-    StringBuilder out = new StringBuilder(pendingLength);
-    int done = Utf8.decode(pending, 0, pendingLength, false, out);
+    text.setLength(0);
+    int done = Utf8.decode(pending, 0, pendingLength, false, text);
     System.arraycopy(pending, done, pending, 0, pendingLength - done);
     pendingLength -= done;
-    return out.toString();
+    return text.isEmpty() ? "" : text.toString();
   }
 
   /**

@@ -118,6 +118,7 @@ public final class StopChecker {
       throw new IllegalStateException(
           stopped ? "already stopped at a stop string" : "already flushed");
     }
+    boolean nothingHeld = held.isEmpty();
     for (int i = 0; i < piece.length(); i++) {
       char c = piece.charAt(i);
       held.append(c);
@@ -137,7 +138,13 @@ public final class StopChecker {
       }
     }
     long keepFrom = earliestOpenStart();
-    return emitUpTo(candidateStart >= 0 ? Math.min(keepFrom, candidateStart) : keepFrom);
+    long end = candidateStart >= 0 ? Math.min(keepFrom, candidateStart) : keepFrom;
+    if (nothingHeld && end == fed) {
+      held.setLength(0); // the whole piece goes out as it came: no copy of it
+      heldStart = fed;
+      return piece;
+    }
+    return emitUpTo(end);
   }
 
   /**

@@ -24,6 +24,7 @@ public final class Tokenizer {
   private final AddedTokenMatcher addedTokens;
   private final String[] tokens; // id → vocabulary string; null where no token has the id
   private final byte[][] bytes; // id → what the ByteLevel decoder turns the token into
+  private final String[] wholeText; // id → its bytes' text when they end on a character boundary
   private final boolean[] special;
   private final Map<String, Integer> ids;
   private final String eosToken;
@@ -56,9 +57,15 @@ public final class Tokenizer {
       ids.put(t.content(), t.id());
     }
     this.bytes = new byte[tokens.length][];
+    this.wholeText = new String[tokens.length];
+    StringBuilder text = new StringBuilder();
     for (int id = 0; id < tokens.length; id++) {
       if (tokens[id] != null) {
         bytes[id] = decodedBytes(tokens[id]);
+        text.setLength(0);
+        if (Utf8.decode(bytes[id], 0, bytes[id].length, false, text) == bytes[id].length) {
+          wholeText[id] = text.toString();
+        }
       }
     }
     this.eosToken = config.eosToken();
@@ -201,6 +208,16 @@ public final class Tokenizer {
   /** {@code chat_template} of tokenizer_config.json (the "default" one of a list), or null. */
   public String chatTemplate() {
     return chatTemplate;
+  }
+
+  /**
+   * What a detokenizer with nothing pending returns for {@code id}: the text of its bytes, or null
+   * when they end in the middle of a character (which the detokenizer then holds back). Shared, so
+   * that streaming a token allocates no text.
+   */
+  String wholeTextOf(int id) {
+    bytesOf(id); // validates
+    return wholeText[id];
   }
 
   /** The decoded bytes of {@code id}, shared (do not modify). */

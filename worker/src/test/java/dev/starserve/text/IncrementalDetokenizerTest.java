@@ -166,4 +166,33 @@ class IncrementalDetokenizerTest {
     }
     return false;
   }
+
+  @Test
+  void aWholeTokenAfterNothingPendingIsTheSharedTextAndMatchesAFullDecodeForEveryId() {
+    int shared = 0;
+    for (int id = 0; id < tok.vocabSize(); id++) {
+      IncrementalDetokenizer a = tok.newDetokenizer(false);
+      IncrementalDetokenizer b = tok.newDetokenizer(false);
+      String first = a.push(id);
+      String again = b.push(id);
+      assertEquals(tok.decode(new int[] {id}, false), first + a.flush(), "id " + id);
+      if (!first.isEmpty() && first == again) {
+        shared++; // no text made per push: the tokenizer's own string
+      }
+    }
+    // Every id but those ending inside a UTF-8 character (byte tokens, some CJK pieces).
+    assertTrue(shared > 45_000, shared + " ids streamed without a copy");
+  }
+
+  @Test
+  void afterAPendingByteTheNextTokenStillDecodesAsAWhole() {
+    int hello = tok.tokenId("hello");
+    assertTrue(hello >= 0, "no token 'hello'");
+    int[] ids = {byteToken(0xC3), byteToken(0xA9), hello, byteToken(0xE2), hello};
+
+    List<String> pieces = pieces(tok.newDetokenizer(false), ids);
+
+    assertEquals(tok.decode(ids, false), String.join("", pieces));
+    assertEquals(List.of("", "é", "hello", "", "\uFFFDhello", ""), pieces);
+  }
 }

@@ -3,6 +3,7 @@ package dev.starserve.text;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -337,5 +338,20 @@ class StopCheckerTest {
   private static void assertMessage(String start, Runnable r) {
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, r::run);
     assertTrue(e.getMessage().startsWith(start), e.getMessage());
+  }
+
+  @Test
+  void aPieceThatIsNotHeldBackComesOutAsTheSameStringAndAHeldOneDoesNot() {
+    StopChecker none = new StopChecker(List.of(), false);
+    String piece = new String("def f():"); // a fresh instance, so identity means no copy
+    assertSame(piece, none.append(piece));
+
+    StopChecker stops = new StopChecker(List.of("\n\n"), false);
+    String line = new String("x = 1");
+    assertSame(line, stops.append(line), "nothing in it can start the stop string");
+    assertEquals("", stops.append("\n"));
+    assertEquals("\ny", stops.append("y"));
+    assertEquals("z", stops.append("z\n\n"));
+    assertTrue(stops.stopped());
   }
 }

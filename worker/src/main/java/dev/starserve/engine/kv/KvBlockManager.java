@@ -1,8 +1,6 @@
 package dev.starserve.engine.kv;
 
 import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Map;
 import java.util.Objects;
 
 /**
@@ -39,7 +37,7 @@ public final class KvBlockManager {
   private final int[] refCount; // [numBlocks]
   private final FreeBlockQueue freeQueue;
   private final PrefixCache prefixCache;
-  private final Map<Long, Sequence> sequences = new HashMap<>();
+  private final SequenceTable<Sequence> sequences = new SequenceTable<>();
   private final int[] hits; // [numBlocks] scratch: blocks of the cached prefix being matched
   private int usedBlocks;
   private long prefixHitTokens;
@@ -49,6 +47,7 @@ public final class KvBlockManager {
   private static final class Sequence {
     int[] table;
     int length; // blocks in table
+    int[] exact; // table[0..length) as its own array, made on demand; null after a change
     int cachedTokens; // found in the cache at admission
     int cachedBlocks; // leading blocks whose prefix has an entry in the cache
     long lastKey = BlockHasher.ROOT; // chain key of block cachedBlocks - 1
@@ -63,6 +62,7 @@ public final class KvBlockManager {
         table = Arrays.copyOf(table, length * 2);
       }
       table[length++] = block;
+      exact = null;
     }
   }
 
@@ -247,6 +247,19 @@ public final class KvBlockManager {
   }
 
   /**
+   * The block ids of the sequence in position order, exactly as many as it holds, without a copy
+   * per call: the same array until the sequence gains a block, then a new one. The caller must not
+   * change it; an array it was given earlier keeps the blocks of that time.
+   */
+  public int[] blocks(long seqId) {
+    Sequence seq = require(seqId);
+    if (seq.exact == null) {
+      seq.exact = Arrays.copyOf(seq.table, seq.length);
+    }
+    return seq.exact;
+  }
+
+  /**
    * After a step computed the K/V of the sequence's first {@code numComputedTokens} tokens, enters
    * every newly full block in the prefix cache so that later requests can reuse it. Idempotent; a
    * no-op when prefix caching is off.
@@ -340,9 +353,8 @@ public final class KvBlockManager {
     int[] expected = new int[numBlocks];
     int[] seenIn = new int[numBlocks]; // stamp of the last table seen holding the block
     int stamp = 0;
-    for (Map.Entry<Long, Sequence> e : sequences.entrySet()) {
-      long id = e.getKey();
-      Sequence seq = e.getValue();
+    for (long id : sequences.keys()) {
+      Sequence seq = sequences.get(id);
       stamp++;
       for (int i = 0; i < seq.length; i++) {
         int b = seq.table[i];

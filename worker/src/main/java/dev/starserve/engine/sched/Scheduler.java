@@ -32,6 +32,7 @@ public final class Scheduler {
   private final KvBlockManager kv;
   private final PriorityQueue<Sequence> waiting = new PriorityQueue<>(ORDER);
   private final List<Sequence> running = new ArrayList<>();
+  private final ScheduledBatch batch = new ScheduledBatch(); // refilled by every schedule()
   private long preemptions;
   private long lastStepPreemptions;
 
@@ -60,11 +61,13 @@ public final class Scheduler {
     return preemptions;
   }
 
-  /** Decides what the next step computes; allocates the KV blocks it needs. */
+  /**
+   * Decides what the next step computes; allocates the KV blocks it needs. The batch is this
+   * scheduler's own, refilled by every call: valid until the next one.
+   */
   public ScheduledBatch schedule() {
     int budget = config.maxNumBatchedTokens();
-    List<Sequence> seqs = new ArrayList<>();
-    List<int[]> spans = new ArrayList<>();
+    batch.clear();
     boolean preempted = false;
 
     for (int i = 0; i < running.size() && budget > 0; ) {
@@ -83,8 +86,7 @@ public final class Scheduler {
       if (!scheduled) {
         break; // s was the newest; everything after it is gone too
       }
-      seqs.add(s);
-      spans.add(new int[] {s.numComputed(), want});
+      batch.add(s, s.numComputed(), want);
       budget -= want;
       i++;
     }
@@ -113,19 +115,11 @@ public final class Scheduler {
       }
       s.setNumComputed(cached);
       running.add(s);
-      seqs.add(s);
-      spans.add(new int[] {cached, want});
+      batch.add(s, cached, want);
       budget -= want;
     }
-
-    int[] start = new int[seqs.size()];
-    int[] count = new int[seqs.size()];
-    for (int i = 0; i < start.length; i++) {
-      start[i] = spans.get(i)[0];
-      count[i] = spans.get(i)[1];
-    }
     lastStepPreemptions = preempted ? 1 : 0;
-    return new ScheduledBatch(seqs, start, count, config.maxNumBatchedTokens() - budget);
+    return batch;
   }
 
   /** True when the last {@link #schedule()} had to preempt. */

@@ -1,7 +1,6 @@
 package dev.starserve.worker.metrics;
 
 import dev.starserve.engine.Engine;
-import dev.starserve.engine.EngineStats;
 import io.prometheus.metrics.core.metrics.Counter;
 import io.prometheus.metrics.core.metrics.CounterWithCallback;
 import io.prometheus.metrics.core.metrics.GaugeWithCallback;
@@ -94,9 +93,9 @@ public final class WorkerMetrics {
   }
 
   /** Records one engine step; called on the engine thread. */
-  public void onStep(EngineStats s) {
-    batchTokens.observe(s.tokensScheduled());
-    stepDuration.observe(s.stepNanos() / 1e9);
+  public void onStep(long steps, int tokensScheduled, long stepNanos, int kvBlocksUsed) {
+    batchTokens.observe(tokensScheduled);
+    stepDuration.observe(stepNanos / 1e9);
   }
 
   /** Counts one ended Generate call, e.g. {@code length}, {@code cancelled}, {@code invalid}. */

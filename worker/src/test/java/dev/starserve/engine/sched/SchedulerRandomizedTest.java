@@ -1,5 +1,6 @@
 package dev.starserve.engine.sched;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -78,17 +79,19 @@ class SchedulerRandomizedTest {
         steps++;
         kv.checkInvariants();
         int tokens = 0;
-        for (int i = 0; i < b.seqs().size(); i++) {
-          Sequence s = b.seqs().get(i);
-          tokens += b.count()[i];
-          assertTrue(b.count()[i] >= 1);
-          assertEquals(s.numComputed(), b.start()[i], "a step starts where the cache ends");
+        assertEquals(b.size() == 0, b.isEmpty());
+        for (int i = 0; i < b.size(); i++) {
+          Sequence s = b.seq(i);
+          tokens += b.count(i);
+          assertTrue(b.count(i) >= 1);
+          assertEquals(s.numComputed(), b.start(i), "a step starts where the cache ends");
           int[] table = kv.blockTable(s.seqId());
+          assertArrayEquals(table, kv.blocks(s.seqId()), "the shared table is the copy");
           assertTrue(
-              table.length * blockSize >= b.start()[i] + b.count()[i],
+              table.length * blockSize >= b.start(i) + b.count(i),
               "blocks for every scheduled token");
           boolean samples = b.samples(i);
-          sched.markComputed(s, b.start()[i] + b.count()[i]);
+          sched.markComputed(s, b.start(i) + b.count(i));
           if (samples) {
             s.append(r.nextInt(50));
             int left = budget.merge(s.seqId(), -1, Integer::sum);
@@ -101,6 +104,7 @@ class SchedulerRandomizedTest {
           }
         }
         assertTrue(tokens <= 48, "token budget respected");
+        assertEquals(tokens, b.totalTokens());
         kv.checkInvariants();
       }
     }

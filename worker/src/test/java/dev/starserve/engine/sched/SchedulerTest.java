@@ -3,9 +3,12 @@ package dev.starserve.engine.sched;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starserve.engine.kv.KvBlockManager;
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -23,10 +26,10 @@ class SchedulerTest {
 
   /** Records what a step computed, as the engine does, and appends a token to the samplers. */
   static void complete(Scheduler s, ScheduledBatch b) {
-    for (int i = 0; i < b.seqs().size(); i++) {
-      Sequence q = b.seqs().get(i);
+    for (int i = 0; i < b.size(); i++) {
+      Sequence q = b.seq(i);
       boolean samples = b.samples(i);
-      s.markComputed(q, b.start()[i] + b.count()[i]);
+      s.markComputed(q, b.start(i) + b.count(i));
       if (samples) {
         q.append(7);
       }
@@ -34,7 +37,27 @@ class SchedulerTest {
   }
 
   static List<Long> ids(ScheduledBatch b) {
-    return b.seqs().stream().map(Sequence::seqId).toList();
+    List<Long> ids = new ArrayList<>();
+    for (int i = 0; i < b.size(); i++) {
+      ids.add(b.seq(i).seqId());
+    }
+    return ids;
+  }
+
+  static int[] starts(ScheduledBatch b) {
+    int[] out = new int[b.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = b.start(i);
+    }
+    return out;
+  }
+
+  static int[] counts(ScheduledBatch b) {
+    int[] out = new int[b.size()];
+    for (int i = 0; i < out.length; i++) {
+      out[i] = b.count(i);
+    }
+    return out;
   }
 
   @Test
@@ -52,8 +75,8 @@ class SchedulerTest {
     for (int step = 0; step < 3; step++) {
       ScheduledBatch batch = s.schedule();
       assertEquals(List.of(1L, 2L, 3L), ids(batch));
-      assertArrayEquals(new int[] {1, 1, 8}, batch.count()); // 1 + 1 decode, 8 of the prompt
-      assertEquals(8 * step, batch.start()[2]);
+      assertArrayEquals(new int[] {1, 1, 8}, counts(batch)); // 1 + 1 decode, 8 of the prompt
+      assertEquals(8 * step, batch.start(2));
       assertEquals(10, batch.totalTokens());
       complete(s, batch);
     }
@@ -104,8 +127,45 @@ class SchedulerTest {
     ScheduledBatch next = s.schedule();
     // B comes back before C, which arrived after it, and recomputes all 9 of its tokens
     assertEquals(List.of(2L, 3L), ids(next));
-    assertArrayEquals(new int[] {0, 0}, next.start());
-    assertArrayEquals(new int[] {9, 1}, next.count());
+    assertArrayEquals(new int[] {0, 0}, starts(next));
+    assertArrayEquals(new int[] {9, 1}, counts(next));
     assertTrue(next.samples(0), "after recomputing, B samples its next token in the same step");
+  }
+
+  @Test
+  void aSteadyDecodeStepAllocatesNothing() {
+    com.sun.management.ThreadMXBean threads =
+        (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+    KvBlockManager kv = new KvBlockManager(64, 1024, false);
+    Scheduler s = new Scheduler(new SchedulerConfig(64, 512), kv);
+    for (int i = 0; i < 40; i++) {
+      s.add(seq(1000 + i, 0, i, 4)); // ids above 127: a boxed Long key would allocate
+    }
+    ScheduledBatch first = s.schedule();
+    complete(s, first);
+    // Warm up, and grow each token array to 640 (it doubles at 20, 40, ..., 320 tokens).
+    for (int step = 0; step < 320; step++) {
+      complete(s, s.schedule());
+    }
+    // Five windows of 50 steps: tokens 326..575, within each sequence's one 1024-token block and
+    // its token array. NOTE: the least of them is asserted, since the JIT may allocate once in
+    // this thread (a deoptimization, say), which a real per-step allocation would not be.
+    long least = Long.MAX_VALUE;
+    long scheduled = 0;
+    for (int window = 0; window < 5; window++) {
+      long before = threads.getCurrentThreadAllocatedBytes();
+      for (int step = 0; step < 50; step++) {
+        ScheduledBatch b = s.schedule();
+        scheduled += b.size();
+        for (int i = 0; i < b.size(); i++) {
+          s.markComputed(b.seq(i), b.start(i) + b.count(i));
+          b.seq(i).append(7);
+        }
+      }
+      least = Math.min(least, threads.getCurrentThreadAllocatedBytes() - before);
+    }
+    assertEquals(40 * 250, scheduled, "every step decodes all 40 sequences");
+    assertSame(first, s.schedule(), "the scheduler refills one batch");
+    assertEquals(0, least, "bytes allocated by 50 decode steps, least of five windows");
   }
 }
