@@ -11,6 +11,7 @@ import dev.starserve.gateway.route.RoutingGenerator;
 import dev.starserve.proto.worker.v1.WorkerInfo;
 import dev.starserve.proto.worker.v1.WorkerState;
 import io.vertx.core.Future;
+import io.vertx.core.Promise;
 import io.vertx.core.Vertx;
 import java.time.Duration;
 import java.util.HashMap;
@@ -18,6 +19,7 @@ import java.util.HashSet;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * A whole gateway: the worker directory fed by the cluster registry, the router over it, and the
@@ -68,7 +70,8 @@ public final class ClusterGateway {
   private final GatewayMetrics metrics;
   private final WorkerView.Subscription gauges;
   private final Set<String> modelsSeen = new HashSet<>();
-  private Future<Void> closed;
+  private final Promise<Void> closed = Promise.promise();
+  private final AtomicBoolean closing = new AtomicBoolean();
 
   private ClusterGateway(
       WorkerDirectory directory, RoutingGenerator router, GatewayServer server, GatewayMetrics m) {
@@ -170,11 +173,13 @@ public final class ClusterGateway {
   }
 
   /** Stops accepting requests, then lets go of the workers and the registry. Idempotent. */
-  public synchronized Future<Void> close() {
-    if (closed == null) {
-      closed = closeOnce();
+  public Future<Void> close() {
+    // NOTE: not synchronized: closeOnce's steps may run right here, and the directory's listener
+    // (updateGauges, which holds this object's monitor) must be free to finish meanwhile.
+    if (closing.compareAndSet(false, true)) {
+      closeOnce().onComplete(closed);
     }
-    return closed;
+    return closed.future();
   }
 
   private Future<Void> closeOnce() {

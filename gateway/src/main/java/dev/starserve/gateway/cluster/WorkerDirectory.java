@@ -192,13 +192,19 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
   }
 
   private void put(String workerId, WorkerInfo info, UUID member) {
+    if (putLocked(workerId, info, member)) {
+      notifyListeners();
+    }
+  }
+
+  private boolean putLocked(String workerId, WorkerInfo info, UUID member) {
     synchronized (lock) {
       Entry old = entries.get(workerId);
       if (old != null && old.info().getUpdatedAtMillis() > info.getUpdatedAtMillis()) {
-        return;
+        return false;
       }
       if (isStale(info)) {
-        return;
+        return false;
       }
       if (old == null && stale.get(workerId) instanceof Stale s) {
         old = s.entry();
@@ -213,28 +219,34 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
         LOG.info("worker {} refreshed its record again", workerId);
       }
       publish(next, nextStale);
+      return true;
     }
   }
 
   /** The record was deleted (the worker left the registry itself): forget it at once. */
   private void remove(Set<String> workerIds) {
+    boolean changed;
     synchronized (lock) {
       Map<String, Entry> next = new HashMap<>(entries);
       Map<String, Stale> nextStale = new HashMap<>(stale);
       boolean a = next.keySet().removeAll(workerIds);
       boolean b = nextStale.keySet().removeAll(workerIds);
-      if (a || b) {
+      changed = a || b;
+      if (changed) {
         publish(next, nextStale);
       }
+    }
+    if (changed) {
+      notifyListeners();
     }
   }
 
   /** The record lapsed (expired or evicted): stale while its member is still here, else gone. */
   private void lapse(Set<String> workerIds) {
+    boolean changed = false;
     synchronized (lock) {
       Map<String, Entry> next = new HashMap<>(entries);
       Map<String, Stale> nextStale = new HashMap<>(stale);
-      boolean changed = false;
       for (String id : workerIds) {
         Entry e = next.remove(id);
         if (e != null) {
@@ -246,26 +258,34 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
         publish(next, nextStale);
       }
     }
+    if (changed) {
+      notifyListeners();
+    }
   }
 
   private void removeMember(UUID member) {
+    boolean changed;
     synchronized (lock) {
       Map<String, Entry> next = new HashMap<>(entries);
       Map<String, Stale> nextStale = new HashMap<>(stale);
       boolean a = next.values().removeIf(e -> member.equals(e.member()));
       boolean b = nextStale.values().removeIf(s -> member.equals(s.entry().member()));
-      if (a || b) {
+      changed = a || b;
+      if (changed) {
         publish(next, nextStale);
       }
+    }
+    if (changed) {
+      notifyListeners();
     }
   }
 
   private void sweep() {
     try {
+      boolean changed = false;
       synchronized (lock) {
         Map<String, Entry> next = new HashMap<>(entries);
         Map<String, Stale> nextStale = new HashMap<>(stale);
-        boolean changed = false;
         for (var it = next.entrySet().iterator(); it.hasNext(); ) {
           Map.Entry<String, Entry> e = it.next();
           if (isStale(e.getValue().info())) {
@@ -289,6 +309,9 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
         if (changed) {
           publish(next, nextStale);
         }
+      }
+      if (changed) {
+        notifyListeners();
       }
     } catch (RuntimeException e) {
       LOG.warn("worker directory sweep failed", e);
@@ -320,7 +343,7 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
     return clock.getAsLong() - info.getUpdatedAtMillis() > maxAgeMillis;
   }
 
-  // Called with lock held.
+  // Called with lock held. The caller then notifies the listeners, after letting go of the lock.
   private void publish(Map<String, Entry> next, Map<String, Stale> nextStale) {
     entries = next;
     stale = nextStale;
@@ -329,6 +352,15 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
     snapshot = Map.copyOf(view);
     nextStale.forEach((id, st) -> view.putIfAbsent(id, st.entry().info()));
     reachable = Map.copyOf(view);
+  }
+
+  /**
+   * Tells the listeners that the snapshot changed. NOTE: never with the lock held: a listener that
+   * takes a lock of its own (the gateway's gauges) while another thread holds that lock and calls
+   * into this directory (the gateway closing it) deadlocked {@code ./starserve serve} on SIGTERM. A
+   * listener reads the snapshot itself, so it may see a newer one than the change it hears of.
+   */
+  private void notifyListeners() {
     for (Runnable l : listeners) {
       try {
         l.run();

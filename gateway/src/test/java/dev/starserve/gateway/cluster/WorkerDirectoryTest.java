@@ -11,8 +11,10 @@ import dev.starserve.proto.worker.v1.WorkerInfo;
 import dev.starserve.proto.worker.v1.WorkerState;
 import java.time.Duration;
 import java.util.UUID;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -154,5 +156,34 @@ class WorkerDirectoryTest {
     } finally {
       other.getLifecycleService().terminate();
     }
+  }
+
+  @Test
+  void aListenerRunsWithoutTheLockSoAnotherThreadCanCloseTheDirectoryMeanwhile() throws Exception {
+    // ./starserve serve deadlocked on SIGTERM: the gateway's gauge listener waited for the
+    // gateway's monitor, held by the thread closing the directory, which waited for the directory
+    // lock that the listener's caller held.
+    IMap<String, byte[]> map = hazelcast.getMap(WorkerDirectory.MAP_NAME);
+    map.clear();
+    WorkerDirectory directory = new WorkerDirectory(hazelcast).start();
+    AtomicReference<String> outcome = new AtomicReference<>();
+    CountDownLatch heard = new CountDownLatch(1);
+    directory.addListener(
+        () -> {
+          if (heard.getCount() == 0) {
+            return;
+          }
+          Thread closer = Thread.ofPlatform().start(directory::close);
+          try {
+            closer.join(10_000);
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
+          outcome.set(closer.isAlive() ? "close() was still waiting after 10 s" : "closed");
+          heard.countDown();
+        });
+    map.set("w1", record("w1", "m1", WorkerState.READY, System.currentTimeMillis()).toByteArray());
+    assertTrue(heard.await(30, TimeUnit.SECONDS), "the listener heard the new record");
+    assertEquals("closed", outcome.get());
   }
 }
