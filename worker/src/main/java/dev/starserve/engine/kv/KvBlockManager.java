@@ -242,8 +242,7 @@ public final class KvBlockManager {
    * {@link dev.starserve.backend.BatchLayout}, which keeps it, while the table here keeps growing.
    */
   public int[] blockTable(long seqId) {
-    Sequence seq = require(seqId);
-    return Arrays.copyOf(seq.table, seq.length);
+    return blocks(seqId).clone();
   }
 
   /**
