@@ -96,8 +96,11 @@ class CommandLineTest {
       assertTrue(l.get("output_tokens_per_s").asDouble() > 0);
       assertTrue(l.get("ttft_ms").asDouble() > 0);
       assertTrue(l.get("tpot_ms").asDouble() > 0);
-      // 8 + 4 tokens need one 16-position block per request, at least.
-      assertTrue(l.get("peak_kv_blocks").asInt() >= l.get("n").asInt(), l.toString());
+      // 8 + 4 tokens fit one 16-position block per request. The level submits its requests one
+      // after another, so on a busy machine the first may finish before the last arrives: the
+      // peak is at least one block and at most one per request.
+      int peak = l.get("peak_kv_blocks").asInt();
+      assertTrue(peak >= 1 && peak <= l.get("n").asInt(), l.toString());
     }
   }
 
