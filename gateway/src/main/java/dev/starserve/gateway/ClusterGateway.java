@@ -64,6 +64,7 @@ public final class ClusterGateway {
     }
   }
 
+  private final Vertx vertx;
   private final WorkerDirectory directory;
   private final RoutingGenerator router;
   private final GatewayServer server;
@@ -74,7 +75,12 @@ public final class ClusterGateway {
   private final AtomicBoolean closing = new AtomicBoolean();
 
   private ClusterGateway(
-      WorkerDirectory directory, RoutingGenerator router, GatewayServer server, GatewayMetrics m) {
+      Vertx vertx,
+      WorkerDirectory directory,
+      RoutingGenerator router,
+      GatewayServer server,
+      GatewayMetrics m) {
+    this.vertx = vertx;
     this.directory = directory;
     this.router = router;
     this.server = server;
@@ -84,8 +90,8 @@ public final class ClusterGateway {
   }
 
   /**
-   * Starts a gateway on {@code hazelcast}'s registry. The directory's initial load blocks on
-   * Hazelcast, so it runs on a worker thread, never on an event loop.
+   * Starts a gateway on {@code hazelcast}'s registry. The directory's initial load and its closing
+   * block on Hazelcast, so they run on a worker thread, never on an event loop.
    */
   public static Future<ClusterGateway> start(
       Vertx vertx, HazelcastInstance hazelcast, Settings settings, GatewayMetrics metrics) {
@@ -104,12 +110,12 @@ public final class ClusterGateway {
                   new GatewayServer(vertx, router, settings.limits(), settings.apiKeys(), metrics);
               return server
                   .start(settings.host(), settings.httpPort(), settings.grpcPort())
-                  .map(s -> new ClusterGateway(directory, router, s, metrics))
+                  .map(s -> new ClusterGateway(vertx, directory, router, s, metrics))
                   .recover(
                       e -> {
                         router.close();
-                        directory.close();
-                        return Future.failedFuture(e);
+                        return closeBlocking(vertx, directory)
+                            .transform(v -> Future.failedFuture(e));
                       });
             });
   }
@@ -193,7 +199,25 @@ public final class ClusterGateway {
                 // a listener removal cannot fail in a way that matters at shutdown
               }
               router.close();
+              return closeBlocking(vertx, directory);
+            });
+  }
+
+  /**
+   * Closes the directory on a worker thread: removing its registry listeners is a blocking
+   * Hazelcast call, and this runs on an event loop. Never fails: when Vert.x can no longer run the
+   * task (it is closing too), the directory closes on the calling thread.
+   */
+  private static Future<Void> closeBlocking(Vertx vertx, WorkerDirectory directory) {
+    return vertx
+        .<Void>executeBlocking(
+            () -> {
               directory.close();
+              return null;
+            })
+        .recover(
+            e -> {
+              directory.close(); // idempotent; a no-op when the task got to run
               return Future.succeededFuture();
             });
   }
