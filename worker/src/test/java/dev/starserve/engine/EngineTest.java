@@ -16,6 +16,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -417,8 +418,17 @@ class EngineTest {
   @Test
   void waitingRequestsAreServedByPriorityThenArrival() {
     List<String> order = java.util.Collections.synchronizedList(new ArrayList<>());
+    CountDownLatch allSubmitted = new CountDownLatch(1);
     try (Engine e = engine(512, 1, 256, true)) {
-      CollectingSink blocker = new CollectingSink(1);
+      // The blocker holds the engine (max-num-seqs 1) at its first token until the three others
+      // are queued: else it could finish before "urgent" arrives, and "late-low" would start.
+      CollectingSink blocker =
+          EngineTimeLimitTest.hooked(
+              t -> {
+                if (t.index() == 0) {
+                  EngineTimeLimitTest.awaitUninterruptibly(allSubmitted);
+                }
+              });
       e.submit(
           withStopping(
               "blocker",
@@ -443,6 +453,7 @@ class EngineTest {
             withStopping(id, randomPrompt(30 + i, 10), StoppingParams.maxTokens(2), prio[i]), c);
         sinks.add(c);
       }
+      allSubmitted.countDown();
       blocker.await();
       sinks.forEach(CollectingSink::await);
       assertTrue(blocker.tokens.get(0).size() == 40);

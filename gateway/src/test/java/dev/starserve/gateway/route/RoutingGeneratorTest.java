@@ -369,11 +369,18 @@ class RoutingGeneratorTest {
 
   @Test
   void pauseHoldsEventsAndResumeDeliversTheRest() throws Exception {
+    a.tokenDelayMillis = 20; // 40 tokens take 800 ms: the pause lands before the last
     String prompt = promptPreferring(a, "pause");
     Heard heard = new Heard();
     GenerationStream[] stream = start(router, request(prompt, 40), heard);
     await("tokens flow", () -> heard.tokens.size() >= 2);
-    context.runOnContext(v -> stream[0].pause());
+    CompletableFuture<Void> paused = new CompletableFuture<>();
+    context.runOnContext(
+        v -> {
+          stream[0].pause();
+          paused.complete(null);
+        });
+    paused.get(10, TimeUnit.SECONDS);
     Thread.sleep(50);
     int held = heard.tokens.size();
     Thread.sleep(200);
