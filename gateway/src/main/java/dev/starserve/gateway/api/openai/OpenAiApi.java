@@ -244,8 +244,8 @@ public final class OpenAiApi {
                       .encode());
             }
             sse.send("[DONE]");
+            timer.end(Outcome.SUCCESS); // counted before the client can see the end
             sse.end();
-            timer.end(Outcome.SUCCESS);
           }
 
           @Override

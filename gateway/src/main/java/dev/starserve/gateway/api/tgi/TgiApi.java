@@ -273,8 +273,8 @@ public final class TgiApi {
 
           @Override
           public void completed() {
+            timer.end(Outcome.SUCCESS); // counted before the client can see the end
             sse.end();
-            timer.end(Outcome.SUCCESS);
           }
 
           @Override
