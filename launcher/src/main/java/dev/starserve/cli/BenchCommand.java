@@ -281,6 +281,14 @@ final class BenchCommand implements Runnable {
         description = "skip measuring the machine's limits (no fractions are reported)")
     boolean noLimits;
 
+    private static double triad(int threads) throws Exception {
+      return dev.starserve.bench.MachineLimits.bandwidth(threads, 256L << 20, 5);
+    }
+
+    private static double fmaPeak(int threads) throws Exception {
+      return dev.starserve.bench.MachineLimits.fmaPeak(threads, 200_000_000L, 5);
+    }
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -311,16 +319,22 @@ final class BenchCommand implements Runnable {
       check(runs >= 1, "--runs must be >= 1, got " + runs);
       int t = threads == null ? LoadedModel.defaultThreads() : threads;
       check(t >= 1, "--threads must be >= 1, got " + t);
-      double bandwidth = Double.NaN;
-      double fmaPeak = Double.NaN;
+      // The limits are measured twice, before the model loads and again right after the
+      // measurement each one is the yardstick of (the FMA peak after the prefill, the triad after
+      // the c = 1 level); each fraction is of the mean of its two readings. On a shared VM either
+      // limit can move by a quarter within minutes.
+      double bandwidthBefore = Double.NaN;
+      double fmaBefore = Double.NaN;
+      double bandwidthAfter = Double.NaN;
+      double fmaAfter = Double.NaN;
       if (!noLimits) {
         if (!json) {
           System.out.printf("measuring this machine's limits on %d threads...%n", t);
         }
         dev.starserve.bench.MachineLimits.fmaPeak(1, 20_000_000L, 2); // warm-up: JIT the loops
         dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
-        bandwidth = dev.starserve.bench.MachineLimits.bandwidth(t, 256L << 20, 5);
-        fmaPeak = dev.starserve.bench.MachineLimits.fmaPeak(t, 200_000_000L, 5);
+        bandwidthBefore = triad(t);
+        fmaBefore = fmaPeak(t);
       }
       try (LoadedModel lm =
               LoadedModel.open(
@@ -344,6 +358,9 @@ final class BenchCommand implements Runnable {
 
         double prefill = dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, runs);
         double prefillFlops = prefill / prefillLen * cost.prefillFlops(prefillLen);
+        if (!noLimits) {
+          fmaAfter = fmaPeak(t);
+        }
         java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
         dev.starserve.bench.EngineBench.Level single = null;
         java.util.List<dev.starserve.bench.EngineBench.Level> measured =
@@ -353,8 +370,13 @@ final class BenchCommand implements Runnable {
           measured.add(l);
           if (c == 1 && single == null) {
             single = l;
+            if (!noLimits) {
+              bandwidthAfter = triad(t);
+            }
           }
         }
+        double bandwidth = (bandwidthBefore + bandwidthAfter) / 2; // NaN unless both were measured
+        double fmaPeak = (fmaBefore + fmaAfter) / 2;
         int maxC = java.util.Arrays.stream(concurrency).max().orElseThrow();
         double ttftUnderLoad =
             maxC > 1
@@ -389,7 +411,11 @@ final class BenchCommand implements Runnable {
           m.put("kv_cache_dtype", engine.config().kvCacheDtype().cliName());
           m.put("kv_cache_blocks", engine.config().numBlocks());
           m.put("bandwidth_gb_per_s", finite(bandwidth / 1e9));
+          m.put("bandwidth_gb_per_s_before", finite(bandwidthBefore / 1e9));
+          m.put("bandwidth_gb_per_s_after", finite(bandwidthAfter / 1e9));
           m.put("fma_gflop_per_s", finite(fmaPeak / 1e9));
+          m.put("fma_gflop_per_s_before", finite(fmaBefore / 1e9));
+          m.put("fma_gflop_per_s_after", finite(fmaAfter / 1e9));
           m.put("prefill_len", prefillLen);
           m.put("prefill_tokens_per_s", prefill);
           m.put("prefill_gflop_per_s", finite(prefillFlops / 1e9));
@@ -412,8 +438,16 @@ final class BenchCommand implements Runnable {
             engine.config().numBlocks());
         if (!noLimits) {
           System.out.printf(
-              "machine: %.1f GB/s triad, %.1f GFLOP/s FP32 FMA (%d threads, this run)%n",
-              bandwidth / 1e9, fmaPeak / 1e9, t);
+              "machine (%d threads, this run): triad %.1f GB/s before the model loaded, %s after"
+                  + " the c = 1 level; FP32 FMA %.1f GFLOP/s before, %.1f after the prefill;"
+                  + " fractions below are of the means%n",
+              t,
+              bandwidthBefore / 1e9,
+              Double.isNaN(bandwidthAfter)
+                  ? "not measured (no c = 1 level)"
+                  : String.format("%.1f", bandwidthAfter / 1e9),
+              fmaBefore / 1e9,
+              fmaAfter / 1e9);
         }
         System.out.printf(
             "prefill %d tokens: %.1f tokens/s = %.1f GFLOP/s%s%n",

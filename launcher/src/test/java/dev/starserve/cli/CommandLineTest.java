@@ -9,6 +9,7 @@ import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -86,6 +87,14 @@ class CommandLineTest {
     assertTrue(j.get("decode_weight_bytes").asLong() > 0);
     assertTrue(j.get("bandwidth_fraction").isNull(), "no limits measured, no fraction");
     assertTrue(j.get("flops_fraction").isNull());
+    for (String f :
+        List.of(
+            "bandwidth_gb_per_s_before",
+            "bandwidth_gb_per_s_after",
+            "fma_gflop_per_s_before",
+            "fma_gflop_per_s_after")) {
+      assertTrue(j.has(f) && j.get(f).isNull(), f + " in " + j);
+    }
     assertEquals(2, j.get("ttft_under_load_background").asInt());
     assertTrue(j.get("ttft_under_load_ms").asDouble() > 0);
     JsonNode levels = j.get("concurrency");
