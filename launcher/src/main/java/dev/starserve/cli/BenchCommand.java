@@ -289,6 +289,11 @@ final class BenchCommand implements Runnable {
       return dev.starserve.bench.MachineLimits.fmaPeak(threads, 200_000_000L, 5);
     }
 
+    /** The higher of two readings; NaN when either is (not measured). */
+    private static double higher(double a, double b) {
+      return Double.isNaN(a) || Double.isNaN(b) ? Double.NaN : Math.max(a, b);
+    }
+
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -321,8 +326,10 @@ final class BenchCommand implements Runnable {
       check(t >= 1, "--threads must be >= 1, got " + t);
       // The limits are measured twice, before the model loads and again right after the
       // measurement each one is the yardstick of (the FMA peak after the prefill, the triad after
-      // the c = 1 level); each fraction is of the mean of its two readings. On a shared VM either
-      // limit can move by a quarter within minutes.
+      // the c = 1 level). Each is already the best of five repetitions, and each fraction is of
+      // the higher of its two readings, the most this machine showed in this run: on a shared VM
+      // either limit can move by a quarter within minutes, and the first reading competes with
+      // the JIT's compiler threads.
       double bandwidthBefore = Double.NaN;
       double fmaBefore = Double.NaN;
       double bandwidthAfter = Double.NaN;
@@ -375,8 +382,8 @@ final class BenchCommand implements Runnable {
             }
           }
         }
-        double bandwidth = (bandwidthBefore + bandwidthAfter) / 2; // NaN unless both were measured
-        double fmaPeak = (fmaBefore + fmaAfter) / 2;
+        double bandwidth = higher(bandwidthBefore, bandwidthAfter);
+        double fmaPeak = higher(fmaBefore, fmaAfter);
         int maxC = java.util.Arrays.stream(concurrency).max().orElseThrow();
         double ttftUnderLoad =
             maxC > 1
@@ -438,14 +445,14 @@ final class BenchCommand implements Runnable {
             engine.config().numBlocks());
         if (!noLimits) {
           System.out.printf(
-              "machine (%d threads, this run): triad %.1f GB/s before the model loaded, %s after"
-                  + " the c = 1 level; FP32 FMA %.1f GFLOP/s before, %.1f after the prefill;"
-                  + " fractions below are of the means%n",
+              "machine (%d threads, this run): triad %.1f GB/s before the model loaded%s;"
+                  + " FP32 FMA %.1f GFLOP/s before, %.1f after the prefill; the fractions below"
+                  + " are of the higher reading%n",
               t,
               bandwidthBefore / 1e9,
               Double.isNaN(bandwidthAfter)
-                  ? "not measured (no c = 1 level)"
-                  : String.format("%.1f", bandwidthAfter / 1e9),
+                  ? " (no c = 1 level to read it after)"
+                  : String.format(", %.1f after the c = 1 level", bandwidthAfter / 1e9),
               fmaBefore / 1e9,
               fmaAfter / 1e9);
         }
