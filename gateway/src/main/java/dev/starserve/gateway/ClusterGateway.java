@@ -208,17 +208,22 @@ public final class ClusterGateway {
    * Hazelcast call, and this runs on an event loop. Never fails: when Vert.x can no longer run the
    * task (it is closing too), the directory closes on the calling thread.
    */
-  private static Future<Void> closeBlocking(Vertx vertx, WorkerDirectory directory) {
-    return vertx
-        .<Void>executeBlocking(
-            () -> {
-              directory.close();
-              return null;
-            })
-        .recover(
-            e -> {
-              directory.close(); // idempotent; a no-op when the task got to run
-              return Future.succeededFuture();
-            });
+  static Future<Void> closeBlocking(Vertx vertx, WorkerDirectory directory) {
+    Future<Void> onWorker;
+    try {
+      onWorker =
+          vertx.executeBlocking(
+              () -> {
+                directory.close();
+                return null;
+              });
+    } catch (RuntimeException e) { // a closed Vert.x rejects the task by throwing
+      onWorker = Future.failedFuture(e);
+    }
+    return onWorker.recover(
+        e -> {
+          directory.close(); // idempotent; a no-op when the task got to run
+          return Future.succeededFuture();
+        });
   }
 }

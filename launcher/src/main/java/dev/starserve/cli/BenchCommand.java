@@ -281,19 +281,6 @@ final class BenchCommand implements Runnable {
         description = "skip measuring the machine's limits (no fractions are reported)")
     boolean noLimits;
 
-    private static double triad(int threads) throws Exception {
-      return dev.starserve.bench.MachineLimits.bandwidth(threads, 256L << 20, 5);
-    }
-
-    private static double fmaPeak(int threads) throws Exception {
-      return dev.starserve.bench.MachineLimits.fmaPeak(threads, 200_000_000L, 5);
-    }
-
-    /** The higher of two readings; NaN when either is (not measured). */
-    private static double higher(double a, double b) {
-      return Double.isNaN(a) || Double.isNaN(b) ? Double.NaN : Math.max(a, b);
-    }
-
     @Option(names = "--json", description = "print one JSON object")
     boolean json;
 
@@ -310,6 +297,19 @@ final class BenchCommand implements Runnable {
       if (!ok) {
         throw new picocli.CommandLine.ParameterException(spec.commandLine(), message);
       }
+    }
+
+    private static double measureTriad(int threads) throws Exception {
+      return dev.starserve.bench.MachineLimits.bandwidth(threads, 256L << 20, 5);
+    }
+
+    private static double measureFma(int threads) throws Exception {
+      return dev.starserve.bench.MachineLimits.fmaPeak(threads, 200_000_000L, 5);
+    }
+
+    /** The higher of two readings, either of which may be NaN (not measured). */
+    private static double higher(double a, double b) {
+      return Double.isNaN(a) ? b : Double.isNaN(b) ? a : Math.max(a, b);
     }
 
     @Override
@@ -340,8 +340,8 @@ final class BenchCommand implements Runnable {
         }
         dev.starserve.bench.MachineLimits.fmaPeak(1, 20_000_000L, 2); // warm-up: JIT the loops
         dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
-        bandwidthBefore = triad(t);
-        fmaBefore = fmaPeak(t);
+        bandwidthBefore = measureTriad(t);
+        fmaBefore = measureFma(t);
       }
       try (LoadedModel lm =
               LoadedModel.open(
@@ -366,7 +366,7 @@ final class BenchCommand implements Runnable {
         double prefill = dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, runs);
         double prefillFlops = prefill / prefillLen * cost.prefillFlops(prefillLen);
         if (!noLimits) {
-          fmaAfter = fmaPeak(t);
+          fmaAfter = measureFma(t);
         }
         java.util.List<Map<String, Object>> levels = new java.util.ArrayList<>();
         dev.starserve.bench.EngineBench.Level single = null;
@@ -378,7 +378,7 @@ final class BenchCommand implements Runnable {
           if (c == 1 && single == null) {
             single = l;
             if (!noLimits) {
-              bandwidthAfter = triad(t);
+              bandwidthAfter = measureTriad(t);
             }
           }
         }

@@ -170,6 +170,13 @@ public final class WorkerDirectory implements WorkerView, AutoCloseable {
     return counts;
   }
 
+  /** Whether {@link #close} has run (it may still be removing the registry listeners). */
+  public boolean isClosed() {
+    synchronized (lock) {
+      return closed;
+    }
+  }
+
   @Override
   public void close() {
     synchronized (lock) {

@@ -234,6 +234,7 @@ public final class OpenAiApi {
 
           @Override
           public void completed() {
+            timer.end(Outcome.SUCCESS); // counted before the client can read the last event
             if (plan.includeUsage()) {
               sse.send(
                   envelope
@@ -244,7 +245,6 @@ public final class OpenAiApi {
                       .encode());
             }
             sse.send("[DONE]");
-            timer.end(Outcome.SUCCESS); // counted before the client can see the end
             sse.end();
           }
 
