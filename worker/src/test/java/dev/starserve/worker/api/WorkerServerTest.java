@@ -474,10 +474,15 @@ class WorkerServerTest {
         });
     // NOTE: "a token arrived", not "the engine runs it": that stays true, whereas a poll could
     // miss the whole run of a 300-token request on a busy machine and wait for good.
-    eventually("the request runs", () -> !got.isEmpty());
-    // Read just before the drain starts: on a very slow machine the request could already be done,
-    // and the test then says so (skipped) instead of passing without a running request.
-    boolean runningAtDrain = !running.isDone() && engine.stats().running() == 1;
+    // NOTE: a token, then the engine's count (published after the step whose token we may already
+    // hold), or the end: a poll for the count alone could miss a whole run on a slow machine and
+    // wait for good. Should the request be done before the drain starts, the test says so
+    // (skipped) instead of passing without a running request.
+    eventually("a token arrives", () -> got.stream().anyMatch(GenerateEvent::hasTokens));
+    eventually(
+        "the engine counts the request, or it ended",
+        () -> engine.stats().running() == 1 || running.isDone());
+    boolean runningAtDrain = engine.stats().running() == 1;
     var drained = server.drain(Duration.ofSeconds(60)).toCompletionStage().toCompletableFuture();
     assertEquals(WorkerState.DRAINING, server.state());
     assertEquals(WorkerState.DRAINING, server.info().getState());
