@@ -31,6 +31,7 @@ import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterEach;
@@ -89,7 +90,7 @@ class RoutingGeneratorTest {
   }
 
   /** Everything one sequence's listener heard, in order. */
-  static final class Heard implements GenerationListener {
+  static class Heard implements GenerationListener {
     final List<Started> started = new CopyOnWriteArrayList<>();
     final List<Token> tokens = new CopyOnWriteArrayList<>();
     final List<Object> after = new CopyOnWriteArrayList<>();
@@ -395,10 +396,28 @@ class RoutingGeneratorTest {
     a.flood = true;
     String prompt = promptPreferring(a, "flood");
     int total = 4_000; // 4 MiB of token text if nothing held it back
-    Heard heard = new Heard();
-    GenerationStream[] stream = start(router, request(prompt, total), heard);
-    await("tokens flow", () -> !heard.tokens.isEmpty());
-    context.runOnContext(v -> stream[0].pause());
+    // The listener pauses at the first tokens, on the context: a pause sent from this thread could
+    // come after a stall in which the flood ran on unread.
+    GenerationStream[] stream = new GenerationStream[1];
+    AtomicBoolean paused = new AtomicBoolean();
+    Heard heard =
+        new Heard() {
+          @Override
+          public void onTokens(Tokens t) {
+            super.onTokens(t);
+            if (paused.compareAndSet(false, true)) {
+              stream[0].pause();
+            }
+          }
+        };
+    CompletableFuture<Void> started = new CompletableFuture<>();
+    context.runOnContext(
+        v -> {
+          stream[0] = router.generate(request(prompt, total), heard);
+          started.complete(null);
+        });
+    started.join();
+    await("the stream pauses at its first tokens", paused::get);
     int plateau = -1;
     for (int i = 0; i < 50; i++) {
       int before = a.emitted.get();
