@@ -5,6 +5,7 @@ import dev.starserve.backend.host.Int8Quantizer;
 import dev.starserve.checkpoint.DType;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
+import jdk.incubator.vector.FloatVector;
 
 /**
  * {@code out[t·rows + r] = Σ_k x[t·cols + k] · w[r, k] + bias[r]} over a {@link PackedMatrix}, the
@@ -39,6 +40,8 @@ final class PanelGemm {
   private static final int MAX_GROUP = 6;
   // Activations of one token block: half of a typical 1 MiB L2, leaving room for the panels.
   private static final int BLOCK_FLOATS = 128 * 1024;
+  // Activations (tokens × columns) from which the interleaving is split over the pool.
+  private static final int PARALLEL_INTERLEAVE = 64 * 1024;
 
   private final ComputePool pool;
   private final float[][] scratch; // [worker][6 × P] outputs of a partial tile
@@ -51,6 +54,7 @@ final class PanelGemm {
   private int[] groupSize = new int[0]; // 4 tokens, or 6 (f16)
   private final DecodeTask decodeTask = new DecodeTask();
   private final GemmTask gemmTask = new GemmTask();
+  private final InterleaveTask interleaveTask = new InterleaveTask();
 
   PanelGemm(ComputePool pool) {
     this.pool = pool;
@@ -88,7 +92,10 @@ final class PanelGemm {
     if (xp.length < padded * stride) {
       xp = new float[padded * stride];
     }
-    interleave(x, n, cols, stride, groups, xp);
+    interleaveTask.set(x, n, cols, stride, xp);
+    // NOTE: the layout pass costs about as much as 2% of a large prefill's GEMM; on one thread the
+    // others would wait it out. A small batch is not worth a hand-off (a few microseconds).
+    pool.parallelFor(groups, n * cols >= PARALLEL_INTERLEAVE ? 1 : groups, interleaveTask);
     if (int8) {
       if (xs.length < padded * blocks) {
         xs = new float[padded * blocks];
@@ -347,12 +354,34 @@ final class PanelGemm {
     }
   }
 
+  /** Groups {@code [from, to)} of {@link #interleave}. */
+  private final class InterleaveTask implements ParallelTask {
+    private float[] x;
+    private int n;
+    private int cols;
+    private int stride;
+    private float[] xp;
+
+    void set(float[] x, int n, int cols, int stride, float[] xp) {
+      this.x = x;
+      this.n = n;
+      this.cols = cols;
+      this.stride = stride;
+      this.xp = xp;
+    }
+
+    @Override
+    public void run(int from, int to, int worker) {
+      interleave(x, n, cols, stride, from, to, xp);
+    }
+  }
+
   /**
-   * Lays the tokens out group by group: group g holds {@code xp[start·stride + k·size + t]}, zero
-   * for the padding columns {@code cols ≤ k < stride}.
+   * Lays the tokens out group by group: group g (of {@code [g0, g1)}) holds {@code xp[start·stride
+   * + k·size + t]}, zero for the padding columns {@code cols ≤ k < stride}.
    */
-  private void interleave(float[] x, int n, int cols, int stride, int groups, float[] xp) {
-    for (int g = 0; g < groups; g++) {
+  private void interleave(float[] x, int n, int cols, int stride, int g0, int g1, float[] xp) {
+    for (int g = g0; g < g1; g++) {
       int t0 = groupStart[g];
       int size = groupSize[g];
       int base = t0 * stride;
@@ -378,9 +407,16 @@ final class PanelGemm {
     if (bias == null) {
       return;
     }
+    int L = VectorKernels.L;
     for (int t = 0; t < n; t++) {
       int o = t * rows;
-      for (int c = c0; c < c1; c++) {
+      int c = c0;
+      for (; c + L <= c1; c += L) {
+        FloatVector.fromArray(VectorKernels.F, out, o + c)
+            .add(VectorKernels.load(bt, bias, c))
+            .intoArray(out, o + c);
+      }
+      for (; c < c1; c++) {
         out[o + c] += VectorKernels.get(bt, bias, c);
       }
     }

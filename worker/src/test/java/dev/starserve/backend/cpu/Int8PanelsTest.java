@@ -60,7 +60,7 @@ class Int8PanelsTest {
    * Shapes {in, out}: whole blocks and panel pairs (64×64), an odd panel count (48), inputs that
    * end in a short block or are shorter than one (67, 33, 200, 31, 1, 95), outputs that end in a
    * partial panel (33, 130, 1, 17, 5, 3); token counts: decode, part of a group, whole groups of 4
-   * and 6, groups plus a tail.
+   * and 6, groups plus a tail, a batch large enough to be interleaved in parallel.
    */
   @ParameterizedTest
   @EnumSource(DType.class)
@@ -68,7 +68,8 @@ class Int8PanelsTest {
     int[][] shapes = {
       {64, 64}, {64, 48}, {67, 33}, {200, 130}, {16, 1}, {31, 17}, {1, 5}, {95, 3}, {768, 80}
     };
-    int[] tokenCounts = {1, 2, 3, 4, 5, 6, 7, 9, 12, 17};
+    // 90 tokens of 768 columns are enough activations to interleave on the pool's threads.
+    int[] tokenCounts = {1, 2, 3, 4, 5, 6, 7, 9, 12, 17, 90};
     long seed = 1;
     for (int[] s : shapes) {
       int in = s[0];
