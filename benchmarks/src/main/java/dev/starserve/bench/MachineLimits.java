@@ -1,5 +1,6 @@
 package dev.starserve.bench;
 
+import dev.starserve.backend.host.LargePages;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
@@ -26,7 +27,7 @@ public final class MachineLimits {
     try (Arena arena = Arena.ofShared()) {
       for (int t = 0; t < threads; t++) {
         for (int i = 0; i < 3; i++) {
-          arrays[t][i] = arena.allocate(bytesPerArray, 64);
+          arrays[t][i] = LargePages.allocate(bytesPerArray, arena);
           arrays[t][i].fill((byte) (i + 1)); // touch every page before timing
         }
       }

@@ -4,6 +4,7 @@ import dev.starserve.backend.Matrix;
 import dev.starserve.backend.Quantization;
 import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.backend.host.Int8Quantizer;
+import dev.starserve.backend.host.LargePages;
 import dev.starserve.checkpoint.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -95,7 +96,7 @@ public final class PackedMatrix implements Matrix {
     int cols = src.cols();
     int panels = (rows + P - 1) / P;
     long bytes = (long) panels * cols * P * src.dtype().byteSize();
-    MemorySegment data = Arena.ofAuto().allocate(bytes, 64);
+    MemorySegment data = LargePages.allocate(bytes, Arena.ofAuto());
     MemorySegment s = src.data();
     pool.parallelFor(
         panels,
@@ -139,7 +140,7 @@ public final class PackedMatrix implements Matrix {
     int panels = (rows + P - 1) / P;
     int blocks = Int8Quantizer.blocks(cols);
     long panelBytes = panelBytes(Format.INT8, src.dtype(), cols);
-    MemorySegment data = Arena.ofAuto().allocate(panels * panelBytes, 64);
+    MemorySegment data = LargePages.allocate(panels * panelBytes, Arena.ofAuto());
     pool.parallelFor(
         panels,
         1,

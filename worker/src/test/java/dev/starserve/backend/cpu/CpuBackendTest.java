@@ -76,6 +76,24 @@ class CpuBackendTest {
     }
   }
 
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void linearOfALargeBatchAndAWeightOfHugePagesMatchesReference(DType dtype) {
+    // 97 tokens × 700 columns: activations interleaved on the pool's threads; 1601 rows: a packed
+    // weight of over 2 MiB (mapped on huge pages where Linux offers them) ending in a one-row
+    // panel.
+    int in = 700;
+    int out = 1601;
+    int n = 97;
+    var w = random(arena, "w", dtype, 51, 0, 0.5, out, in);
+    var b = random(arena, "b", dtype, 52, 0, 0.5, out);
+    float[] x = randomArray(53, n * in, 1.0);
+    float[] ref = runLinear(REF, x, n, in, out, w, b);
+    float[] got = runLinear(CPU, x, n, in, out, w, b);
+    double atol = ATOL * Math.sqrt(in / 64.0); // float rounding in another order grows like √in
+    assertClose(ref, got, n * out, atol, RTOL, dtype + " linear " + in + "→" + out + " n=" + n);
+  }
+
   private static float[] runLinear(
       Backend be,
       float[] x,
