@@ -28,6 +28,7 @@ public final class CpuBackend extends HostBackend {
   private static final float SQRT_2_OVER_PI = (float) Math.sqrt(2.0 / Math.PI);
 
   private final ComputePool pool;
+  private final WeightSlab slab = new WeightSlab(); // the packed weights of every linear layer
   private float[][] scores; // [worker][context] attention scratch, grown outside parallel regions
   private final PanelGemm gemm;
   // Multi-query attention scratch per worker: one chunk's scores of every head lane, the
@@ -150,7 +151,7 @@ public final class CpuBackend extends HostBackend {
 
   @Override
   public Matrix uploadLinear(TensorView tensor) {
-    PackedMatrix packed = PackedMatrix.pack(HostMatrix.of(tensor), pool);
+    PackedMatrix packed = PackedMatrix.pack(HostMatrix.of(tensor), slab, pool);
     // NOTE: the kernels read the packed copy only, so the checkpoint's pages of this tensor are
     // handed back to the OS (resident once, not twice); a page something else still reads (a tied
     // wte's embedding rows) is simply read in again from the page cache.
@@ -166,7 +167,7 @@ public final class CpuBackend extends HostBackend {
       case NONE -> uploadLinear(tensor);
       case INT8 -> {
         try {
-          yield PackedMatrix.packInt8(HostMatrix.of(tensor), pool);
+          yield PackedMatrix.packInt8(HostMatrix.of(tensor), slab, pool);
         } catch (IllegalArgumentException e) {
           throw new IllegalArgumentException(
               "cannot quantize " + tensor.name() + " to int8: " + e.getMessage(), e);

@@ -4,9 +4,7 @@ import dev.starserve.backend.Matrix;
 import dev.starserve.backend.Quantization;
 import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.backend.host.Int8Quantizer;
-import dev.starserve.backend.host.LargePages;
 import dev.starserve.checkpoint.DType;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -90,13 +88,13 @@ public final class PackedMatrix implements Matrix {
   /** Bytes of one int8 block of 32 columns and its scales. */
   static final long INT8_BLOCK_BYTES = (long) Int8Quantizer.BLOCK * P + 4L * P;
 
-  /** Packs {@code src} with the pool's threads (panels split between them). */
-  static PackedMatrix pack(HostMatrix src, ComputePool pool) {
+  /** Packs {@code src} into {@code slab} with the pool's threads (panels split between them). */
+  static PackedMatrix pack(HostMatrix src, WeightSlab slab, ComputePool pool) {
     int rows = src.rows();
     int cols = src.cols();
     int panels = (rows + P - 1) / P;
     long bytes = (long) panels * cols * P * src.dtype().byteSize();
-    MemorySegment data = LargePages.allocate(bytes, Arena.ofAuto());
+    MemorySegment data = slab.allocate(bytes);
     MemorySegment s = src.data();
     pool.parallelFor(
         panels,
@@ -134,13 +132,13 @@ public final class PackedMatrix implements Matrix {
    *
    * @throws IllegalArgumentException when a weight is not finite (naming its row and column)
    */
-  static PackedMatrix packInt8(HostMatrix src, ComputePool pool) {
+  static PackedMatrix packInt8(HostMatrix src, WeightSlab slab, ComputePool pool) {
     int rows = src.rows();
     int cols = src.cols();
     int panels = (rows + P - 1) / P;
     int blocks = Int8Quantizer.blocks(cols);
     long panelBytes = panelBytes(Format.INT8, src.dtype(), cols);
-    MemorySegment data = LargePages.allocate(panels * panelBytes, Arena.ofAuto());
+    MemorySegment data = slab.allocate(panels * panelBytes);
     pool.parallelFor(
         panels,
         1,

@@ -1,0 +1,40 @@
+package dev.starserve.backend.cpu;
+
+import dev.starserve.backend.host.LargePages;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * Where one backend's packed weights live: matrices side by side in {@link LargePages} slabs of
+ * {@link #SLAB} bytes, so that a matrix smaller than a huge page still sits on huge pages (a
+ * model's c_attn and attn.c_proj weights are about 1.2-1.4 MB each, a quarter of
+ * tiny_starcoder_py's), and no matrix rounds its resident size up to a whole 2 MiB page. A matrix
+ * of half a slab or more gets an allocation of its own.
+ *
+ * <p>A slab is freed once no matrix in it is reachable. The part of the last slab that no matrix
+ * uses is never touched and so never resident. Thread-safe (matrices may be packed concurrently).
+ */
+final class WeightSlab {
+  static final long SLAB = 64L << 20;
+  private static final long ALIGN = 64; // one cache line: panels start where a vector load may
+
+  private MemorySegment current;
+  private long used;
+
+  /** {@code bytes} of zeroed memory, 64-byte aligned, never handed out before. */
+  synchronized MemorySegment allocate(long bytes) {
+    if (bytes < 0) {
+      throw new IllegalArgumentException("bytes must be >= 0, got " + bytes);
+    }
+    if (bytes >= SLAB / 2) {
+      return LargePages.allocate(bytes, Arena.ofAuto());
+    }
+    long start = (used + ALIGN - 1) / ALIGN * ALIGN;
+    if (current == null || start + bytes > current.byteSize()) {
+      current = LargePages.allocate(SLAB, Arena.ofAuto());
+      start = 0;
+    }
+    used = start + bytes;
+    return current.asSlice(start, bytes);
+  }
+}
