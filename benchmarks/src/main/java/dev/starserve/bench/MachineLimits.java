@@ -12,8 +12,10 @@ import jdk.incubator.vector.VectorSpecies;
  * This machine's limits measured from Java, so that every benchmark can state its speed as a
  * fraction of the machine it ran on: memory bandwidth (a STREAM-like triad {@code a = b + s·c} over
  * off-heap segments far larger than the caches, counted as 3 × 4 bytes per element: two reads and
- * one write, the write-allocate read not counted, as STREAM does) and the FP32 FMA peak (a Vector
- * API loop of independent fused multiply-adds that never leaves the registers).
+ * one write, the write-allocate read not counted, as STREAM does), read-only bandwidth (a sum over
+ * such a segment per thread) and the FP32 FMA peak (a Vector API loop of independent fused
+ * multiply-adds that never leaves the registers). The segments are on huge pages where Linux offers
+ * them ({@link LargePages}), as the packed weights are.
  */
 public final class MachineLimits {
   private MachineLimits() {}
@@ -39,6 +41,50 @@ public final class MachineLimits {
       }
       return best;
     }
+  }
+
+  /**
+   * Best read-only bandwidth in bytes/s with {@code threads} threads, each summing its own segment
+   * of {@code bytesPerThread}: the access pattern of decoding, which streams the weights and writes
+   * next to nothing. The triad is not that figure: it counts each written element as 4 bytes,
+   * though the machine also reads the line before writing it.
+   */
+  public static double readBandwidth(int threads, long bytesPerThread, int reps) throws Exception {
+    MemorySegment[] segments = new MemorySegment[threads];
+    float[] sink = new float[threads];
+    try (Arena arena = Arena.ofShared()) {
+      for (int t = 0; t < threads; t++) {
+        segments[t] = LargePages.allocate(bytesPerThread, arena);
+        segments[t].fill((byte) 1); // touch every page before timing
+      }
+      double best = 0;
+      for (int r = 0; r < reps; r++) {
+        long nanos = runAll(threads, t -> sink[t] += sum(segments[t]));
+        best = Math.max(best, threads * (double) bytesPerThread / (nanos / 1e9));
+      }
+      if (Float.isNaN(sink[0])) {
+        System.out.println(); // keeps the loop's result observable
+      }
+      return best;
+    }
+  }
+
+  /** Four independent add chains over whole vectors of the segment. */
+  private static float sum(MemorySegment a) {
+    long step = 4L * F.vectorByteSize();
+    long bound = a.byteSize() - a.byteSize() % step;
+    FloatVector s0 = FloatVector.zero(F);
+    FloatVector s1 = FloatVector.zero(F);
+    FloatVector s2 = FloatVector.zero(F);
+    FloatVector s3 = FloatVector.zero(F);
+    long v = F.vectorByteSize();
+    for (long i = 0; i < bound; i += step) {
+      s0 = s0.add(FloatVector.fromMemorySegment(F, a, i, LE));
+      s1 = s1.add(FloatVector.fromMemorySegment(F, a, i + v, LE));
+      s2 = s2.add(FloatVector.fromMemorySegment(F, a, i + 2 * v, LE));
+      s3 = s3.add(FloatVector.fromMemorySegment(F, a, i + 3 * v, LE));
+    }
+    return s0.add(s1).add(s2).add(s3).reduceLanes(jdk.incubator.vector.VectorOperators.ADD);
   }
 
   /** Best FP32 FMA rate in FLOP/s with {@code threads} threads. */

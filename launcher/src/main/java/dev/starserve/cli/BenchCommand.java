@@ -303,6 +303,10 @@ final class BenchCommand implements Runnable {
       return dev.starserve.bench.MachineLimits.bandwidth(threads, 256L << 20, 5);
     }
 
+    private static double measureRead(int threads) throws Exception {
+      return dev.starserve.bench.MachineLimits.readBandwidth(threads, 512L << 20, 5);
+    }
+
     private static double measureFma(int threads) throws Exception {
       return dev.starserve.bench.MachineLimits.fmaPeak(threads, 200_000_000L, 5);
     }
@@ -331,8 +335,10 @@ final class BenchCommand implements Runnable {
       // either limit can move by a quarter within minutes, and the first reading competes with
       // the JIT's compiler threads.
       double bandwidthBefore = Double.NaN;
+      double readBefore = Double.NaN;
       double fmaBefore = Double.NaN;
       double bandwidthAfter = Double.NaN;
+      double readAfter = Double.NaN;
       double fmaAfter = Double.NaN;
       if (!noLimits) {
         if (!json) {
@@ -341,6 +347,7 @@ final class BenchCommand implements Runnable {
         dev.starserve.bench.MachineLimits.fmaPeak(1, 20_000_000L, 2); // warm-up: JIT the loops
         dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
         bandwidthBefore = measureTriad(t);
+        readBefore = measureRead(t);
         fmaBefore = measureFma(t);
       }
       try (LoadedModel lm =
@@ -379,10 +386,12 @@ final class BenchCommand implements Runnable {
             single = l;
             if (!noLimits) {
               bandwidthAfter = measureTriad(t);
+              readAfter = measureRead(t);
             }
           }
         }
         double bandwidth = higher(bandwidthBefore, bandwidthAfter);
+        double read = higher(readBefore, readAfter);
         double fmaPeak = higher(fmaBefore, fmaAfter);
         int maxC = java.util.Arrays.stream(concurrency).max().orElseThrow();
         double ttftUnderLoad =
@@ -420,6 +429,9 @@ final class BenchCommand implements Runnable {
           m.put("bandwidth_gb_per_s", finite(bandwidth / 1e9));
           m.put("bandwidth_gb_per_s_before", finite(bandwidthBefore / 1e9));
           m.put("bandwidth_gb_per_s_after", finite(bandwidthAfter / 1e9));
+          m.put("read_bandwidth_gb_per_s", finite(read / 1e9));
+          m.put("read_bandwidth_gb_per_s_before", finite(readBefore / 1e9));
+          m.put("read_bandwidth_gb_per_s_after", finite(readAfter / 1e9));
           m.put("fma_gflop_per_s", finite(fmaPeak / 1e9));
           m.put("fma_gflop_per_s_before", finite(fmaBefore / 1e9));
           m.put("fma_gflop_per_s_after", finite(fmaAfter / 1e9));
@@ -431,6 +443,7 @@ final class BenchCommand implements Runnable {
           m.put("decode_weight_bytes", cost.decodeWeightBytes());
           m.put("decode_weight_gb_per_s", finite(decodeBytes / 1e9));
           m.put("bandwidth_fraction", finite(decodeBytes / bandwidth));
+          m.put("read_bandwidth_fraction", finite(decodeBytes / read));
           m.put("ttft_under_load_ms", finite(ttftUnderLoad));
           m.put("ttft_under_load_background", maxC - 1);
           m.put("concurrency", levels);
@@ -446,13 +459,15 @@ final class BenchCommand implements Runnable {
         if (!noLimits) {
           System.out.printf(
               "machine (%d threads, this run): triad %.1f GB/s before the model loaded%s;"
-                  + " FP32 FMA %.1f GFLOP/s before, %.1f after the prefill; the fractions below"
-                  + " are of the higher reading%n",
+                  + " read-only %.1f GB/s before%s; FP32 FMA %.1f GFLOP/s before, %.1f after the"
+                  + " prefill; the fractions below are of the higher reading%n",
               t,
               bandwidthBefore / 1e9,
               Double.isNaN(bandwidthAfter)
                   ? " (no c = 1 level to read it after)"
                   : String.format(", %.1f after the c = 1 level", bandwidthAfter / 1e9),
+              readBefore / 1e9,
+              Double.isNaN(readAfter) ? "" : String.format(", %.1f after", readAfter / 1e9),
               fmaBefore / 1e9,
               fmaAfter / 1e9);
         }
@@ -471,7 +486,9 @@ final class BenchCommand implements Runnable {
               decodeBytes / 1e9,
               noLimits
                   ? ""
-                  : String.format(" (%.0f%% of the bandwidth)", 100 * decodeBytes / bandwidth));
+                  : String.format(
+                      " (%.0f%% of the triad bandwidth, %.0f%% of the read-only bandwidth)",
+                      100 * decodeBytes / bandwidth, 100 * decodeBytes / read));
         }
         for (var l : measured) {
           System.out.printf(
@@ -505,8 +522,8 @@ final class BenchCommand implements Runnable {
       name = "limits",
       mixinStandardHelpOptions = true,
       description =
-          "This machine's memory bandwidth (STREAM-like triad) and FP32 FMA peak, on one thread"
-              + " and on all cores, measured from Java.")
+          "This machine's memory bandwidth (STREAM-like triad, and read-only) and FP32 FMA peak, on"
+              + " one thread and on all cores, measured from Java.")
   static final class Limits implements Callable<Integer> {
     @Option(
         names = "--threads",
@@ -516,7 +533,9 @@ final class BenchCommand implements Runnable {
     @Option(
         names = "--array-mib",
         defaultValue = "256",
-        description = "MiB per triad array, 3 per thread (default: ${DEFAULT-VALUE})")
+        description =
+            "MiB per triad array, 3 per thread; the read-only figure reads twice this per thread"
+                + " (default: ${DEFAULT-VALUE})")
     int arrayMib;
 
     @Option(names = "--json", description = "print one JSON object")
@@ -530,6 +549,8 @@ final class BenchCommand implements Runnable {
       dev.starserve.bench.MachineLimits.bandwidth(1, 16L << 20, 2);
       double bw1 = dev.starserve.bench.MachineLimits.bandwidth(1, bytes, 5);
       double bwAll = dev.starserve.bench.MachineLimits.bandwidth(all, bytes, 5);
+      double rd1 = dev.starserve.bench.MachineLimits.readBandwidth(1, 2 * bytes, 5);
+      double rdAll = dev.starserve.bench.MachineLimits.readBandwidth(all, 2 * bytes, 5);
       double fma1 = dev.starserve.bench.MachineLimits.fmaPeak(1, 200_000_000L, 5);
       double fmaAll = dev.starserve.bench.MachineLimits.fmaPeak(all, 200_000_000L, 5);
       if (json) {
@@ -537,6 +558,8 @@ final class BenchCommand implements Runnable {
         m.put("threads", all);
         m.put("bandwidth_gb_per_s_1", bw1 / 1e9);
         m.put("bandwidth_gb_per_s_all", bwAll / 1e9);
+        m.put("read_bandwidth_gb_per_s_1", rd1 / 1e9);
+        m.put("read_bandwidth_gb_per_s_all", rdAll / 1e9);
         m.put("fma_gflop_per_s_1", fma1 / 1e9);
         m.put("fma_gflop_per_s_all", fmaAll / 1e9);
         System.out.println(Json.write(m));
@@ -544,6 +567,9 @@ final class BenchCommand implements Runnable {
         System.out.printf(
             "memory bandwidth (triad): %.1f GB/s on 1 thread, %.1f GB/s on %d%n",
             bw1 / 1e9, bwAll / 1e9, all);
+        System.out.printf(
+            "memory bandwidth (read): %.1f GB/s on 1 thread, %.1f GB/s on %d%n",
+            rd1 / 1e9, rdAll / 1e9, all);
         System.out.printf(
             "FP32 FMA peak:            %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d%n",
             fma1 / 1e9, fmaAll / 1e9, all);
