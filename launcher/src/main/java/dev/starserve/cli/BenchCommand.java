@@ -368,7 +368,9 @@ final class BenchCommand implements Runnable {
         int vocab = cfg.vocabSize();
         // warm-up: JIT the engine's paths at a small batch
         dev.starserve.bench.EngineBench.run(engine, vocab, 2, promptLen, Math.min(genLen, 8), 1);
-        dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, 1);
+        // Three prefills, not one, so that C2 has compiled the prefill path's loops before the
+        // measured one (a Vector API loop that is not compiled yet runs boxed, many times slower).
+        dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, 3);
 
         double prefill = dev.starserve.bench.EngineBench.prefill(engine, vocab, prefillLen, runs);
         double prefillFlops = prefill / prefillLen * cost.prefillFlops(prefillLen);
