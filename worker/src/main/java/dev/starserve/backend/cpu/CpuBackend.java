@@ -14,6 +14,8 @@ import dev.starserve.backend.host.HostKvCache;
 import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 
 /**
@@ -149,6 +151,32 @@ public final class CpuBackend extends HostBackend {
     }
   }
 
+  /**
+   * Mapped tensors of up to this many bytes are copied at upload: biases, LayerNorm parameters and
+   * the position table (12.6 MB for 8192 positions). The token table stays mapped.
+   */
+  static final long COPIED_TENSOR_BYTES = 16L << 20;
+
+  /**
+   * A small tensor is copied out of the mapped checkpoint, and its pages handed back, so that
+   * serving never faults on the checkpoint again except for the token embedding's rows. NOTE: the
+   * page cache can hold the file in large folios, and then one fault on a bias maps a whole folio
+   * around it: with the biases read in place, the first request made 88 MiB of the packed layers'
+   * checkpoint pages resident again (tiny_starcoder_py, 2026-11-29).
+   */
+  @Override
+  public Matrix upload(TensorView tensor) {
+    MemorySegment src = tensor.data();
+    if (!src.isMapped() || src.byteSize() > COPIED_TENSOR_BYTES) {
+      return super.upload(tensor);
+    }
+    HostMatrix view = HostMatrix.of(tensor);
+    MemorySegment copy = Arena.ofAuto().allocate(src.byteSize(), 64);
+    copy.copyFrom(src);
+    src.unload();
+    return new HostMatrix(copy, view.dtype(), view.rows(), view.cols());
+  }
+
   @Override
   public Matrix uploadLinear(TensorView tensor) {
     PackedMatrix packed = PackedMatrix.pack(HostMatrix.of(tensor), slab, pool);
@@ -167,7 +195,11 @@ public final class CpuBackend extends HostBackend {
       case NONE -> uploadLinear(tensor);
       case INT8 -> {
         try {
-          yield PackedMatrix.packInt8(HostMatrix.of(tensor), slab, pool);
+          PackedMatrix packed = PackedMatrix.packInt8(HostMatrix.of(tensor), slab, pool);
+          if (tensor.data().isMapped()) {
+            tensor.data().unload(); // as for bf16: the kernels read the int8 panels only
+          }
+          yield packed;
         } catch (IllegalArgumentException e) {
           throw new IllegalArgumentException(
               "cannot quantize " + tensor.name() + " to int8: " + e.getMessage(), e);

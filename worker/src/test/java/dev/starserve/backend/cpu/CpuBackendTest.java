@@ -4,7 +4,9 @@ import static dev.starserve.backend.TestTensors.assertClose;
 import static dev.starserve.backend.TestTensors.random;
 import static dev.starserve.backend.TestTensors.randomArray;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.starserve.backend.AttentionShape;
 import dev.starserve.backend.Backend;
@@ -14,13 +16,21 @@ import dev.starserve.backend.KvCache;
 import dev.starserve.backend.KvDType;
 import dev.starserve.backend.Matrix;
 import dev.starserve.backend.host.HostBuffer;
+import dev.starserve.backend.host.HostMatrix;
 import dev.starserve.backend.ref.ReferenceBackend;
 import dev.starserve.checkpoint.DType;
+import dev.starserve.checkpoint.TensorView;
 import dev.starserve.model.Activation;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.channels.FileChannel;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.Arrays;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -92,6 +102,38 @@ class CpuBackendTest {
     float[] got = runLinear(CPU, x, n, in, out, w, b);
     double atol = ATOL * Math.sqrt(in / 64.0); // float rounding in another order grows like √in
     assertClose(ref, got, n * out, atol, RTOL, dtype + " linear " + in + "→" + out + " n=" + n);
+  }
+
+  @Test
+  void aSmallMappedTensorIsCopiedOutOfTheCheckpointAndALargeOneIsReadInPlace(@TempDir Path dir)
+      throws Exception {
+    Path file = dir.resolve("weights.bin");
+    int small = 3072; // a bias
+    long large = CpuBackend.COPIED_TENSOR_BYTES + 2; // just over the limit, in bf16 elements × 2
+    try (FileChannel ch =
+            FileChannel.open(
+                file,
+                StandardOpenOption.CREATE,
+                StandardOpenOption.READ,
+                StandardOpenOption.WRITE);
+        Arena mapArena = Arena.ofConfined()) {
+      MemorySegment map = ch.map(FileChannel.MapMode.READ_WRITE, 0, 4L * small + large, mapArena);
+      for (int i = 0; i < small; i++) {
+        map.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i, i * 0.5f - 7f);
+      }
+      TensorView bias =
+          new TensorView("b", DType.F32, new long[] {small}, map.asSlice(0, 4L * small), file);
+      TensorView table =
+          new TensorView(
+              "wte", DType.BF16, new long[] {large / 2}, map.asSlice(4L * small, large), file);
+      HostMatrix b = HostMatrix.of(CPU.upload(bias));
+      assertFalse(b.data().isMapped(), "a small tensor is copied");
+      for (int i = 0; i < small; i++) {
+        assertEquals(i * 0.5f - 7f, b.get(0, i), "element " + i);
+      }
+      HostMatrix t = HostMatrix.of(CPU.upload(table));
+      assertTrue(t.data().isMapped(), "a tensor over the limit is read in place");
+    }
   }
 
   private static float[] runLinear(
