@@ -17,6 +17,10 @@ import java.lang.foreign.MemorySegment;
 final class WeightSlab {
   static final long SLAB = 64L << 20;
   private static final long ALIGN = 64; // one cache line: panels start where a vector load may
+  // Matrices below this (test models, not real ones: tiny_starcoder_py's smallest is 1.2 MB) stay
+  // in small pages: a slab's first touch makes a whole 2 MiB page resident, and slabs are freed
+  // only by the garbage collector, which off-heap memory does not prompt.
+  static final long SMALL = 256L << 10;
 
   private MemorySegment current;
   private long used;
@@ -28,6 +32,9 @@ final class WeightSlab {
     }
     if (bytes >= SLAB / 2) {
       return LargePages.allocate(bytes, Arena.ofAuto());
+    }
+    if (bytes < SMALL) {
+      return Arena.ofAuto().allocate(bytes, ALIGN);
     }
     long start = (used + ALIGN - 1) / ALIGN * ALIGN;
     if (current == null || start + bytes > current.byteSize()) {

@@ -20,7 +20,9 @@ class WeightSlabTest {
     WeightSlab slab = new WeightSlab();
     // Sizes that are not multiples of 64, enough of them to fill more than one slab, and one of
     // half a slab (an allocation of its own).
-    long[] sizes = {1_376_256 + 3, 1_179_648, 4_718_592 + 17, 100, WeightSlab.SLAB / 2, 1};
+    long[] sizes = {
+      1_376_256 + 3, 1_179_648, 4_718_592 + 17, 100, WeightSlab.SLAB / 2, 1, WeightSlab.SMALL
+    };
     List<MemorySegment> all = new ArrayList<>();
     try (ExecutorService pool = Executors.newFixedThreadPool(4)) {
       List<Future<MemorySegment>> futures = new ArrayList<>();
