@@ -152,17 +152,17 @@ public final class CpuBackend extends HostBackend {
   }
 
   /**
-   * Mapped tensors of up to this many bytes are copied at upload: biases, LayerNorm parameters and
-   * the position table (12.6 MB for 8192 positions). The token table stays mapped.
+   * Mapped tensors of up to this many bytes are copied at upload: biases and LayerNorm parameters
+   * always, and for tiny_starcoder_py also the position table (12.6 MB), not its 75 MB token table.
    */
   static final long COPIED_TENSOR_BYTES = 16L << 20;
 
   /**
-   * A small tensor is copied out of the mapped checkpoint, and its pages handed back, so that
-   * serving never faults on the checkpoint again except for the token embedding's rows. NOTE: the
-   * page cache can hold the file in large folios, and then one fault on a bias maps a whole folio
-   * around it: with the biases read in place, the first request made 88 MiB of the packed layers'
-   * checkpoint pages resident again (tiny_starcoder_py, 2026-11-29).
+   * A mapped tensor of up to {@link #COPIED_TENSOR_BYTES} is copied out of the checkpoint, and its
+   * pages handed back, so that serving faults on the checkpoint only for the rows of the larger
+   * embedding tables. NOTE: the page cache can hold the file in large folios, and then one fault on
+   * a bias maps a whole folio around it: with the biases read in place, the first request made 88
+   * MiB of the packed layers' checkpoint pages resident again (tiny_starcoder_py, 2026-11-29).
    */
   @Override
   public Matrix upload(TensorView tensor) {

@@ -11,8 +11,10 @@ import java.lang.foreign.MemorySegment;
  * tiny_starcoder_py's), and no matrix rounds its resident size up to a whole 2 MiB page. A matrix
  * of half a slab or more gets an allocation of its own.
  *
- * <p>A slab is freed once no matrix in it is reachable. The part of the last slab that no matrix
- * uses is never touched and so never resident. Thread-safe (matrices may be packed concurrently).
+ * <p>A slab is freed once no matrix in it is reachable and the backend has moved on to another slab
+ * (or is unreachable itself). The part of a slab past its last matrix is never touched, so resident
+ * only up to the end of that matrix's last 2 MiB page. Thread-safe (matrices may be packed
+ * concurrently).
  */
 final class WeightSlab {
   static final long SLAB = 64L << 20;

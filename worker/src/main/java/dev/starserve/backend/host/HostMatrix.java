@@ -9,7 +9,8 @@ import java.nio.ByteOrder;
 
 /**
  * A weight read in place from the mapped checkpoint: {@code [rows × cols]} little-endian elements
- * of {@code dtype}. Nothing is copied.
+ * of {@code dtype}. Nothing is copied (the CPU backend hands out copies of small tensors in the
+ * same form).
  */
 public record HostMatrix(MemorySegment data, DType dtype, int rows, int cols) implements Matrix {
   static final ValueLayout.OfFloat F32 =

@@ -70,8 +70,18 @@ public final class LargePages {
             linker.downcallHandle(
                 libc.find("madvise").orElseThrow(),
                 FunctionDescriptor.of(JAVA_INT, ADDRESS, JAVA_LONG, JAVA_INT));
-      } catch (RuntimeException | Error e) {
-        LOG.info("no mmap through the native linker ({}); large arrays use small pages", e);
+        MethodHandle pageSize =
+            linker.downcallHandle(
+                libc.find("getpagesize").orElseThrow(), FunctionDescriptor.of(JAVA_INT));
+        int page = (int) pageSize.invokeExact();
+        if (page != PAGE) {
+          // The trimming below assumes 4 KiB pages (a 64 KiB-page kernel has no 2 MiB THP).
+          LOG.info("the page size is {} bytes, not {}; large arrays use the arena", page, PAGE);
+          mmap = null;
+        }
+      } catch (Throwable e) {
+        LOG.info(
+            "no mmap through the native linker ({}); large arrays use the arena", e.toString());
         mmap = null;
       }
     }
@@ -122,9 +132,14 @@ public final class LargePages {
     } catch (Throwable e) {
       throw new IllegalStateException("madvise failed", e);
     }
-    return MemorySegment.ofAddress(start)
-        .reinterpret(size, arena, s -> unmap(s.address(), size))
-        .asSlice(0, bytes);
+    try {
+      return MemorySegment.ofAddress(start)
+          .reinterpret(size, arena, s -> unmap(s.address(), size))
+          .asSlice(0, bytes);
+    } catch (RuntimeException e) { // a closed arena, or a confined one of another thread
+      unmap(start, size);
+      throw e;
+    }
   }
 
   private static void unmap(long address, long length) {

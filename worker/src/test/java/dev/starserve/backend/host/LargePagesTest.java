@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 import org.junit.jupiter.api.Test;
 
@@ -39,14 +41,36 @@ class LargePagesTest {
   }
 
   @Test
-  void onLinuxALargeAllocationStartsOnAHugePageBoundary() {
+  void onLinuxALargeAllocationStartsOnAHugePageBoundaryAndIsUnmappedWithItsArena()
+      throws Exception {
     assumeTrue(LINUX, "huge pages are mapped on Linux only");
+    long[] starts = new long[3];
+    long[] ends = new long[3];
     try (Arena arena = Arena.ofConfined()) {
       for (int i = 0; i < 3; i++) {
         MemorySegment s = LargePages.allocate(LargePages.HUGE + i * 4096L + 1, arena);
         assertEquals(0, s.address() % LargePages.HUGE, "allocation " + i);
+        starts[i] = s.address();
+        ends[i] = s.address() + s.byteSize();
+        assertTrue(mapped(starts[i], ends[i]), "allocation " + i + " is mapped");
       }
     }
+    for (int i = 0; i < 3; i++) {
+      assertFalse(mapped(starts[i], ends[i]), "allocation " + i + " is unmapped after close");
+    }
+  }
+
+  /** Whether any mapping of this process overlaps {@code [from, to)} (/proc/self/maps). */
+  private static boolean mapped(long from, long to) throws Exception {
+    for (String line : Files.readAllLines(Path.of("/proc/self/maps"))) {
+      String[] range = line.substring(0, line.indexOf(' ')).split("-");
+      long a = Long.parseUnsignedLong(range[0], 16);
+      long b = Long.parseUnsignedLong(range[1], 16);
+      if (a < to && from < b) {
+        return true;
+      }
+    }
+    return false;
   }
 
   @Test
